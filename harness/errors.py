@@ -1,0 +1,15 @@
+"""Errors the CLI turns into one clear line and exit code 2."""
+
+
+class UserError(Exception):
+    """Bad input from the user (spec, flag, file, registry): shown as one line, exit code 2."""
+
+
+class PluginError(Exception):
+    """An exception raised inside a plugin, labelled with the plugin's package and version."""
+
+    def __init__(self, plugin: str, package: str, version: str, cause: BaseException):
+        self.plugin, self.package, self.version, self.cause = plugin, package, version, cause
+        super().__init__(
+            f"plugin {plugin!r} from {package} {version} failed: {type(cause).__name__}: {cause}"
+        )

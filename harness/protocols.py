@@ -1,0 +1,241 @@
+"""The contracts between the core and its plugins.
+
+Plugins satisfy these typing.Protocols structurally (no base class needed). The dataclasses are
+what crosses the boundary: what a benchmark asks the model, what it asks a judge, and what comes
+back. They are plain data so that steps can persist them as JSON lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from harness.results import BenchmarkResult
+    from harness.specs import DataSource, EvalSpec, HardwareSpec, ModelSpec, SizeSpec, TrainSpec
+
+
+# --- what a benchmark asks the model -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One benchmark item as loaded from its official file; `data` keeps the official fields."""
+
+    id: str
+    data: dict[str, Any]
+    image: str | None = None  # path of the image file, when the item has one
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Ask the model to answer `prompt` (one user turn; `<image>` marks where the image goes)."""
+
+    id: str
+    prompt: str
+    image: str | None = None  # image file path; requests sharing one path share one encoding
+    template: str = "vicuna_v1"  # conversation template; "raw" feeds the prompt as is
+    max_new_tokens: int = 1024
+    num_beams: int = 1
+    temperature: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoglikRequest:
+    """Score continuations after a context (multiple choice by log-likelihood, as MMLU)."""
+
+    id: str
+    context: str
+    continuations: tuple[str, ...]
+
+
+@dataclass
+class ModelOutput:
+    """The model's answer to one request: generated text, or one log-likelihood per choice."""
+
+    id: str
+    text: str | None = None
+    logliks: list[float] | None = None
+    n_tokens: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- what a benchmark asks a judge ---------------------------------------------------------------
+
+
+JudgeKind = Literal["pairwise", "correctness", "choice", "generic"]
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One chat-completion request to a judge, with structured facts for offline judges.
+
+    `messages` is exactly what an API judge sends. `facts` carries the same content in parts
+    (question, reference, answer, options, ...) so that offline judges need not parse prompts.
+    """
+
+    id: str
+    kind: JudgeKind
+    messages: tuple[dict[str, str], ...]
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    run: int = 0  # repeat index: distinct runs are distinct judgments (and cache entries)
+    attempt: int = 0  # re-ask index under the benchmark's retry rule
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class JudgeResponse:
+    """A judge's answer; `ok=False` marks a failed call (counted by the benchmark, never scored)."""
+
+    id: str
+    text: str | None
+    ok: bool = True
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EvalContext:
+    """What the core hands a benchmark besides its items: settings, protocol files, a work dir."""
+
+    eval: EvalSpec
+    assets: dict[str, Path]  # asset name -> verified local file; missing when unavailable
+    work_dir: Path
+    judge_name: str = "reference"
+    judge_snapshot: str | None = None
+
+
+# --- the plugin protocols ------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    """A benchmark under its official protocol."""
+
+    name: str
+    version: str
+    modality: Literal["multimodal", "language"]
+    judged: bool  # True when scoring needs a judge
+    assets: tuple[str, ...]  # registry asset names the protocol needs (prompts, question files)
+
+    def protocol(self, ctx: EvalContext) -> dict[str, Any]:
+        """The protocol record: prompt sha256s, judge settings, parsing rule, `official` flag."""
+        ...
+
+    def load(self, source: DataSource, ctx: EvalContext) -> list[Item]:
+        """Read items from the official files, a hub dataset, or the synthetic mini set."""
+        ...
+
+    def requests(
+        self, items: Sequence[Item], ctx: EvalContext
+    ) -> list[GenerationRequest | LoglikRequest]:
+        """What to ask the model for every item."""
+        ...
+
+    def judge_requests(
+        self, items: Sequence[Item], outputs: dict[str, ModelOutput], run: int, ctx: EvalContext
+    ) -> list[JudgeRequest]:
+        """What to ask the judge in repeat `run` (empty for unjudged benchmarks)."""
+        ...
+
+    def parse_judgment(self, request: JudgeRequest, response: JudgeResponse) -> Any | None:
+        """The parsed judgment, or None when the response breaks the parsing rule."""
+        ...
+
+    def retry_request(self, request: JudgeRequest, attempt: int) -> JudgeRequest | None:
+        """The protocol's re-ask after a parse failure, or None when it allows no more."""
+        ...
+
+    def score(
+        self,
+        items: Sequence[Item],
+        outputs: dict[str, ModelOutput],
+        judgments: list[dict[str, Any]],
+        ctx: EvalContext,
+    ) -> BenchmarkResult:
+        """Aggregate the official way; `judgments[run][request_id]` is a parsed value or None."""
+        ...
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Grades judge requests; never raises for one bad item (returns ok=False instead)."""
+
+    name: str
+    official: bool  # True only for the GPT-4-class API judges the protocols name
+
+    def snapshot(self) -> str:
+        """The pinned model snapshot that answers (goes into every result and cache key)."""
+        ...
+
+    def check(self) -> None:
+        """Fail fast (before any training) when the judge cannot run, e.g. no API key."""
+        ...
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[JudgeResponse]:
+        """Answer every request, in order."""
+        ...
+
+
+@runtime_checkable
+class TrainingBackend(Protocol):
+    """A stage-2 training method (full, LoRA, QLoRA, ...)."""
+
+    name: str
+    version: str
+
+    def defaults(self, size: SizeSpec) -> dict[str, Any]:
+        """Hyperparameter defaults for this size (merged under the user's overrides)."""
+        ...
+
+    def load_model(self, model: ModelSpec, train: TrainSpec, stage1_dir: Path | None) -> Any:
+        """The model to train (a LlavaBundle), stage-1 projector loaded, quantized if needed."""
+        ...
+
+    def prepare(self, bundle: Any, train: TrainSpec) -> Any:
+        """Set exactly the right parameters trainable (adapters, projector, ...)."""
+        ...
+
+    def deepspeed_config(self, train: TrainSpec, hardware: HardwareSpec, gpus: int) -> dict:
+        """The DeepSpeed config for this method on this hardware."""
+        ...
+
+    def save(self, bundle: Any, out_dir: Path) -> None:
+        """Save what was trained so that `load` can rebuild the model."""
+        ...
+
+    def load(self, model: ModelSpec, out_dir: Path) -> Any:
+        """The trained model, ready for evaluation (a LlavaBundle)."""
+        ...
+
+
+class StepHandle(Protocol):
+    def done(self) -> bool: ...
+
+    def result(self) -> Any: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs steps: in process, through launchers, or on a cluster."""
+
+    name: str
+    capacity: int  # steps it can run at once
+
+    def submit(self, job: Callable[[], Any], resources: dict[str, Any]) -> StepHandle:
+        """Start `job` (picklable) with the step's resource shape; return a handle."""
+        ...

@@ -1,0 +1,270 @@
+"""Every input of the harness as a validated pydantic model.
+
+Specs are frozen, reject unknown keys, and have one canonical JSON form, so that the sha256 of a
+spec identifies a step's inputs across machines and runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Spec(BaseModel):
+    """Base of all specs: strict, immutable, hashable by content."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def canonical(self) -> str:
+        """The canonical JSON form: sorted keys, no whitespace, defaults included."""
+        return canonical_json(self.model_dump(mode="json"))
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_of(value: Any) -> str:
+    """sha256 of any JSON-able value (specs are dumped first)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+# --- model ---------------------------------------------------------------------------------------
+
+
+class TowerSpec(Spec):
+    """A CLIP-style vision tower: a hub id / local path, or a tiny config built locally."""
+
+    name: str
+    checkpoints: dict[int, str] = Field(default_factory=dict)  # resolution -> hub id / local path
+    hidden_size: int
+    resolutions: list[int] = [224]
+    patch_size: int = 14
+    # tiny towers only: built from these, then pretrained on the synthetic world
+    tiny: dict[str, Any] | None = None
+
+
+class SizeSpec(Spec):
+    """One model size of the study: the LLM it starts from and its width."""
+
+    name: str
+    llm: str | None = None  # hub id or local path; None for tiny LLMs built from config
+    hidden_size: int
+    params_b: float  # total LLM parameters in billions (cost model, reports)
+    tower: str = "clip-l14"
+    placeholder: bool = False  # true when no public checkpoint exists (user must override llm)
+    tiny: dict[str, Any] | None = None  # tiny LLM config (layers, heads, vocab...)
+
+
+class ModelSpec(Spec):
+    """A LLaVA model to assemble: size + tower + resolution + projector."""
+
+    size: SizeSpec
+    tower: TowerSpec
+    resolution: int = 224
+    projector: Literal["linear", "mlp2x_gelu"] = "linear"
+
+    @model_validator(mode="after")
+    def _resolution_known(self) -> ModelSpec:
+        if self.resolution not in self.tower.resolutions:
+            raise ValueError(
+                f"tower {self.tower.name} has no {self.resolution}px variant "
+                f"(has {self.tower.resolutions})"
+            )
+        return self
+
+    @property
+    def image_tokens(self) -> int:
+        return (self.resolution // self.tower.patch_size) ** 2
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+class QuantSpec(Spec):
+    """Quantization of the base LLM (QLoRA): bitsandbytes 4-bit NF4 or 8-bit."""
+
+    bits: Literal[4, 8] = 4
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+
+
+class TrainSpec(Spec):
+    """One training stage's hyperparameters."""
+
+    method: str  # "projector" for stage 1; a backend name for stage 2
+    lr: float = 1e-4
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    epochs: float = 1.0
+    global_batch: int = 64
+    micro_batch: int = 4
+    max_length: int = 2048
+    max_steps: int | None = None  # caps the steps (tiny runs); None = epochs decide
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    lora_dropout: float = 0.05
+    quantization: QuantSpec | None = None
+    zero_stage: Literal[0, 1, 2, 3] | None = None
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    gradient_checkpointing: bool = False
+    seed: int = 0
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_positive(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"lr must be > 0, got {v}")
+        return v
+
+    @field_validator("lora_rank")
+    @classmethod
+    def _rank_positive(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"LoRA rank must be >= 1, got {v}")
+        return v
+
+    @field_validator("global_batch", "micro_batch")
+    @classmethod
+    def _batch_positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"batch sizes must be >= 1, got {v}")
+        return v
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+class DataSource(Spec):
+    """Where data comes from: `synthetic`, a local folder/file, or a hub dataset id."""
+
+    kind: Literal["synthetic", "local", "hub"] = "synthetic"
+    path: str | None = None  # local path or hub id
+    split: str | None = None
+    scale: Literal["small", "medium"] = "small"
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, text: str, seed: int = 0) -> DataSource:
+        """`synthetic`, `synthetic:medium`, `hub:org/name`, or a path."""
+        if text == "synthetic" or text.startswith("synthetic:"):
+            scale = text.partition(":")[2] or "small"
+            return cls(kind="synthetic", scale=scale, seed=seed)
+        if text.startswith("hub:"):
+            return cls(kind="hub", path=text[4:], seed=seed)
+        return cls(kind="local", path=text, seed=seed)
+
+
+class DataMixSpec(Spec):
+    """Stage data: captions for stage 1, instructions (+ language-only at a ratio) for stage 2."""
+
+    name: str = "llava"
+    captions: DataSource = DataSource()
+    instructions: DataSource = DataSource()
+    language: DataSource | None = None
+    language_ratio: float = 0.0  # language-only samples per instruction sample
+    seed: int = 0
+
+
+# --- evaluation, judge, hardware, executor -------------------------------------------------------
+
+
+class JudgeSpec(Spec):
+    """Which judge plugin grades, pinned to a snapshot."""
+
+    name: str = "reference"
+    snapshot: str | None = None  # e.g. gpt-4-0314; None = the plugin's default
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key_file: str | None = None
+    max_concurrency: int = 16
+    requests_per_minute: int | None = None
+    max_retries: int = 5
+    timeout_s: float = 120.0
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvalSpec(Spec):
+    """How one benchmark is evaluated in a cell."""
+
+    benchmark: str
+    source: DataSource = DataSource()
+    beam: int = 1
+    runs: int = 1  # judging repeats (not generation)
+    max_new_tokens: int | None = None  # None = the benchmark's protocol value
+    batch_size: int = 16
+    split: str | None = None
+    shots: int | None = None
+
+
+class HardwareSpec(Spec):
+    """What a node costs and can do."""
+
+    name: str
+    gpus_per_node: int = 8
+    gpu_memory_gb: float = 80.0
+    usd_per_node_hour: float = 13.63
+    peak_tflops_bf16: float | None = None
+    nodes: int = 1
+
+
+class ExecutorSpec(Spec):
+    """Where steps run: `local` in process, `slurm` through submitit."""
+
+    name: str = "local"
+    partition: str | None = None
+    account: str | None = None
+    time_limit_min: int = 24 * 60
+    max_parallel: int = 1
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- the experiment ------------------------------------------------------------------------------
+
+
+class ExperimentSpec(Spec):
+    """A whole study: axes that expand into cells, and what each cell trains and evaluates."""
+
+    name: str = "custom"
+    sizes: list[str]
+    methods: list[str] = ["lora"]
+    resolutions: list[int] | None = None  # None = each tower's first resolution
+    projector: Literal["linear", "mlp2x_gelu"] = "linear"
+    mixes: list[str] = ["llava"]
+    benchmarks: list[str] = []
+    data: dict[str, str] = Field(default_factory=dict)  # benchmark -> source text
+    judge: JudgeSpec = JudgeSpec()
+    hardware: str = "a100-80g"
+    executor: ExecutorSpec = ExecutorSpec()
+    # Overrides of the registry's defaults: TrainSpec fields apply to every cell; a key naming a
+    # method or size (e.g. `lora = {lr = 2e-4}`) holds overrides for that method or size only.
+    stage1: dict[str, Any] = Field(default_factory=dict)
+    stage2: dict[str, Any] = Field(default_factory=dict)
+    eval: dict[str, Any] = Field(default_factory=dict)  # overrides for every EvalSpec
+    axes: dict[str, list[Any]] = Field(default_factory=dict)  # extra matrix axes (rank, lr, beam..)
+    budget_usd: float | None = None
+    seed: int = 0
+
+
+class CellSpec(Spec):
+    """One fully resolved point of the matrix: everything its steps need."""
+
+    id: str
+    axes: dict[str, Any]
+    model: ModelSpec
+    mix: DataMixSpec
+    stage1: TrainSpec
+    stage2: TrainSpec
+    evals: list[EvalSpec]
+    judge: JudgeSpec
+    hardware: HardwareSpec
