@@ -1,0 +1,66 @@
+"""Judge dollars from token usage and registry.toml's per-snapshot prices.
+
+`prices` is the registry's [judges] table: snapshot -> {input_usd_per_mtok, output_usd_per_mtok}.
+A snapshot with no price gives None (shown as "unknown"), never 0, so that an unpriced judge
+never looks free. Offline judges (the reference judge, local `hf:` models) cost no dollars: their
+compute is in the GPU-hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+OFFLINE_PREFIXES = ("reference-", "hf:")
+
+
+def is_offline(snapshot: str) -> bool:
+    return snapshot.startswith(OFFLINE_PREFIXES)
+
+
+def price_of(snapshot: str, prices: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(input, output) USD per million tokens for `snapshot`, or None when not priced."""
+    entry = prices.get(snapshot)
+    if entry is None:
+        return None
+    if isinstance(entry, Mapping):
+        inp, out = entry.get("input_usd_per_mtok"), entry.get("output_usd_per_mtok")
+    else:
+        inp = getattr(entry, "input_usd_per_mtok", None)
+        out = getattr(entry, "output_usd_per_mtok", None)
+    if inp is None or out is None:
+        return None
+    return float(inp), float(out)
+
+
+def judge_usd(
+    snapshot: str, prompt_tokens: int, completion_tokens: int, prices: Mapping[str, Any]
+) -> float | None:
+    """Dollars for this usage; None when the snapshot has no price in the registry."""
+    if is_offline(snapshot):
+        return 0.0
+    price = price_of(snapshot, prices)
+    if price is None:
+        return None
+    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+
+
+def estimate_judge_usd(
+    n_requests: int,
+    avg_prompt_tokens: float,
+    avg_completion_tokens: float,
+    snapshot: str,
+    prices: Mapping[str, Any],
+) -> float | None:
+    """What `n_requests` judgments of this size cost (for `harness plan`); None if unpriced."""
+    return judge_usd(
+        snapshot,
+        round(n_requests * avg_prompt_tokens),
+        round(n_requests * avg_completion_tokens),
+        prices,
+    )
+
+
+def format_usd(usd: float | None) -> str:
+    """$1.23, or "unknown" for an unpriced snapshot."""
+    return "unknown" if usd is None else f"${usd:,.2f}"
