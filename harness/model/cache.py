@@ -1,0 +1,55 @@
+"""Built artefacts cached like downloads: written to a temporary folder, renamed into place.
+
+A folder that exists is complete (the rename is atomic); a lock file serialises concurrent
+builders of the same key so that two processes never train the same foundation twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.paths import cache_dir
+from harness.specs import ModelSpec, sha256_of
+
+ASSEMBLY_VERSION = "1"
+
+
+def cached_folder(kind: str, key: str, build: Callable[[Path], None]) -> Path:
+    """cache_dir(kind)/key, calling build(tmp_folder) first when it does not exist yet."""
+    root = cache_dir(kind)
+    final = root / key
+    if final.is_dir():
+        return final
+    with open(root / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.is_dir():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+        try:
+            build(tmp)
+            tmp.replace(final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def assembled_dir(spec: ModelSpec, parts: Any, dtype: torch.dtype) -> Path:
+    """A full-precision assembly of `spec` saved with save_pretrained (for quantized reloads)."""
+    key = sha256_of(
+        {"spec": spec, "parts": vars(parts), "dtype": str(dtype), "v": ASSEMBLY_VERSION}
+    )[:16]
+
+    def build(tmp: Path) -> None:
+        from harness.model.assemble import assemble
+
+        assemble(spec, parts, dtype).save_pretrained(str(tmp))
+
+    return cached_folder("assembled", f"{spec.size.name}-{spec.resolution}-{key}", build)
