@@ -118,6 +118,7 @@ class TrainSpec(Spec):
     zero_stage: Literal[0, 1, 2, 3] | None = None
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     gradient_checkpointing: bool = False
+    checkpoint: str | None = None  # an existing model to evaluate (method "checkpoint")
     seed: int = 0
 
     @field_validator("lr")
@@ -244,7 +245,7 @@ class ExperimentSpec(Spec):
     benchmarks: list[str] = []
     data: dict[str, str] = Field(default_factory=dict)  # benchmark -> source text
     judge: JudgeSpec = JudgeSpec()
-    hardware: str = "a100-80g"
+    hardware: str | None = None  # None: "cpu" for tiny sizes, "a100-80g" otherwise
     executor: ExecutorSpec = ExecutorSpec()
     # Overrides of the registry's defaults: TrainSpec fields apply to every cell; a key naming a
     # method or size (e.g. `lora = {lr = 2e-4}`) holds overrides for that method or size only.

@@ -1,0 +1,43 @@
+"""The budget guard: refuse a matrix whose estimate exceeds the budget, and stop launching new
+steps once measured spend would pass it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.errors import UserError
+
+
+def refuse_over_budget(plan: Any, budget_usd: float) -> None:
+    from harness.planner import estimate_plan
+
+    estimate = estimate_plan(plan)["_total"]["total_usd"]
+    if estimate > budget_usd:
+        raise UserError(
+            f"the plan's estimated cost ${estimate:,.2f} exceeds --budget-usd "
+            f"${budget_usd:,.2f}; nothing was started"
+        )
+
+
+def measured_usd(plan: Any) -> float:
+    """Dollars spent so far by the plan's finished steps (GPU time at the cell's price)."""
+    store = plan.store
+    total = 0.0
+    for step in plan.steps:
+        if store.done(step.key):
+            manifest = store.manifest(step.key)
+            price = plan.cells[step.cell].hardware.usd_per_node_hour
+            total += manifest.get("gpu_hours_per_node", 0.0) * price
+            total += manifest.get("judge_usd", 0.0) or 0.0
+    return total
+
+
+def spend_guard(plan: Any, budget_usd: float) -> Callable[[], str | None]:
+    def guard() -> str | None:
+        spent = measured_usd(plan)
+        if spent >= budget_usd:
+            return f"measured spend ${spent:,.2f} reached the budget ${budget_usd:,.2f}"
+        return None
+
+    return guard

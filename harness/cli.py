@@ -1,0 +1,230 @@
+"""The `harness` command. Heavy libraries (torch, transformers) load only inside commands."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness import __version__
+from harness.errors import PluginError, UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    help="Train-then-evaluate matrices for LLaVA-style models, with cost beside every score.",
+)
+
+# Commands that live in their own modules; each has `register(app)`.
+COMMAND_MODULES = ("data", "merge", "assets", "judge_agreement", "report", "new", "calibrate")
+
+Matrix = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--matrix", "-m", help="AXIS=V1,V2 (sizes, methods, res, mix, rank, lr, beam, judge, ...)"
+    ),
+]
+Config = Annotated[Path | None, typer.Option("--config", help="experiment TOML file")]
+Experiment = Annotated[
+    str | None, typer.Option("--experiment", "-e", help="an experiment of the registry")
+]
+Benchmarks = Annotated[str | None, typer.Option("--benchmarks", "-b", help="a,b,...")]
+Judge = Annotated[str | None, typer.Option("--judge", help="NAME[:SNAPSHOT]")]
+Data = Annotated[
+    list[str] | None, typer.Option("--data", help="BENCHMARK=PATH|hub:ID|synthetic (repeatable)")
+]
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="run folder (default runs/NAME)")]
+Store = Annotated[Path | None, typer.Option("--store", help="step store shared between runs")]
+Executor = Annotated[str | None, typer.Option("--executor", help="local | slurm | ...")]
+Registry = Annotated[
+    Path | None, typer.Option("--registry", help="registry TOML merged over the project's")
+]
+Mirror = Annotated[
+    Path | None, typer.Option("--assets-mirror", help="offline folder of protocol assets")
+]
+Budget = Annotated[float | None, typer.Option("--budget-usd", help="refuse or stop above this")]
+Parallel = Annotated[int | None, typer.Option("--max-parallel", help="steps at once")]
+AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def _options(**kw):
+    from harness.experiment import Options
+
+    kw["matrix"] = kw.get("matrix") or []
+    kw["data"] = kw.get("data") or []
+    return Options(**kw)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"harness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="show the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """harness: train LLaVA-style models, evaluate them, and report scores beside cost."""
+
+
+@app.command()
+def run(
+    matrix: Matrix = None,
+    config: Config = None,
+    experiment: Experiment = None,
+    benchmarks: Benchmarks = None,
+    judge: Judge = None,
+    data: Data = None,
+    out: Out = None,
+    store: Store = None,
+    executor: Executor = None,
+    registry: Registry = None,
+    assets_mirror: Mirror = None,
+    budget_usd: Budget = None,
+    max_parallel: Parallel = None,
+) -> None:
+    """Train and evaluate every cell of the matrix (reusing finished steps), then report."""
+    from harness.orchestrate import run_command
+
+    code = run_command(_options(**locals()))
+    raise typer.Exit(code)
+
+
+@app.command()
+def plan(
+    matrix: Matrix = None,
+    config: Config = None,
+    experiment: Experiment = None,
+    benchmarks: Benchmarks = None,
+    judge: Judge = None,
+    data: Data = None,
+    out: Out = None,
+    store: Store = None,
+    executor: Executor = None,
+    registry: Registry = None,
+    assets_mirror: Mirror = None,
+    budget_usd: Budget = None,
+    max_parallel: Parallel = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show cells, steps (done or to run) and the estimated cost, without running anything."""
+    from harness.orchestrate import plan_command
+
+    opts = locals().copy()
+    opts.pop("as_json")
+    raise typer.Exit(plan_command(_options(**opts), as_json=as_json))
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[str, typer.Option("--model", help="checkpoint folder or hub id")],
+    matrix: Matrix = None,
+    config: Config = None,
+    experiment: Experiment = None,
+    benchmarks: Benchmarks = None,
+    judge: Judge = None,
+    data: Data = None,
+    out: Out = None,
+    store: Store = None,
+    executor: Executor = None,
+    registry: Registry = None,
+    assets_mirror: Mirror = None,
+) -> None:
+    """Evaluate an existing checkpoint (ours, llava-hf, or a plain causal LM) without training."""
+    from harness.orchestrate import eval_command
+
+    opts = locals().copy()
+    model_ref = opts.pop("model")
+    raise typer.Exit(eval_command(_options(**opts), model_ref))
+
+
+@app.command()
+def plugins(as_json: AsJson = False) -> None:
+    """List every plugin: its package, version and what it registers."""
+    from harness.plugins import KINDS, get_plugins
+
+    found = get_plugins()
+    rows = []
+    for kind in KINDS:
+        for name in found.names(kind):
+            origin = found.origin(kind, name)
+            rows.append(
+                {
+                    "kind": kind,
+                    "name": name,
+                    "plugin": origin.plugin,
+                    "package": origin.package,
+                    "version": origin.version,
+                }
+            )
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"registered": rows, "refused": found.refused, "blocked": found.blocked}, indent=2
+            )
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("kind", "name", "package", "version", "entry point", box=None)
+    for row in rows:
+        table.add_row(row["kind"], row["name"], row["package"], row["version"], row["plugin"])
+    console = Console()
+    console.print(table)
+    for message in found.refused:
+        console.print(f"refused: {message}", style="yellow", highlight=False)
+    if found.blocked:
+        console.print(f"blocked by HARNESS_BLOCK_PLUGINS: {', '.join(found.blocked)}")
+
+
+def _register_command_modules() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"harness.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"harness.commands.{name}":
+                continue
+            raise
+        module.register(app)
+
+
+_register_command_modules()
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (UserError, PluginError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)

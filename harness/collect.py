@@ -1,0 +1,151 @@
+"""Assemble RUN_DIR/results.json and RUN_DIR/samples/ from the store's finished steps.
+
+Only manifests and step outputs are read, so a report can be rebuilt from any store without
+recomputing. Each cell's cost covers every step it depends on (shared stage-1 steps included):
+what reproducing that cell alone would cost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.cost import usd
+from harness.jobs import log_path
+from harness.plan import Plan
+from harness.results import BenchmarkResult, CellResult, CostRecord, RunResults, TrainRecord
+from harness.runner import RunSummary
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def _judge_prices(plan: Plan) -> dict[str, dict[str, float]]:
+    from harness.registry import load_registry
+
+    return load_registry(Path(plan.registry_file) if plan.registry_file else None).judges
+
+
+def _judge_usd(usage: dict[str, Any], snapshot: str | None, prices: dict) -> float | None:
+    price = prices.get(snapshot or "")
+    if not usage:
+        return 0.0
+    if price is None:
+        return 0.0 if not usage.get("paid_prompt_tokens", usage.get("prompt_tokens")) else None
+    prompt = usage.get("paid_prompt_tokens", usage.get("prompt_tokens", 0))
+    completion = usage.get("paid_completion_tokens", usage.get("completion_tokens", 0))
+    return (
+        prompt * price.get("input_usd_per_mtok", 0.0)
+        + completion * price.get("output_usd_per_mtok", 0.0)
+    ) / 1e6
+
+
+def collect(plan: Plan, summary: RunSummary | None = None) -> RunResults:
+    store = plan.store
+    prices = _judge_prices(plan)
+    index = plan.by_id()
+    cells = []
+    for cid, cell in plan.cells.items():
+        lineage = _lineage(plan, cid)
+        result = CellResult(
+            id=cid,
+            axes=cell.axes,
+            spec_sha256=cell.sha256(),
+            model={
+                "size": cell.model.size.name,
+                "params_b": cell.model.size.params_b,
+                "resolution": cell.model.resolution,
+                "projector": cell.model.projector,
+                "image_tokens": cell.model.image_tokens,
+            },
+        )
+        cost = CostRecord()
+        for sid in lineage:
+            step = index[sid]
+            if not store.done(step.key):
+                if summary and sid in summary.failed:
+                    result.failed_steps.append(
+                        {
+                            "step": sid,
+                            "error": summary.failed[sid],
+                            "log": str(log_path(plan.run_dir, sid)),
+                        }
+                    )
+                continue
+            folder = store.step_dir(step.key)
+            manifest = store.manifest(step.key)
+            if step.kind in ("stage1", "stage2"):
+                record = TrainRecord.model_validate_json((folder / "record.json").read_text())
+                result.train[step.kind] = record
+                setattr(
+                    cost,
+                    f"{step.kind}_gpu_hours",
+                    getattr(cost, f"{step.kind}_gpu_hours") + record.gpu_hours_per_node,
+                )
+            elif step.kind == "generate":
+                cost.eval_gpu_hours += manifest.get("gpu_hours_per_node", 0.0)
+            elif step.kind == "judge":
+                usage = manifest.get("usage", {})
+                cost.judge_prompt_tokens += int(usage.get("prompt_tokens", 0))
+                cost.judge_completion_tokens += int(usage.get("completion_tokens", 0))
+                dollars = _judge_usd(usage, manifest.get("judge", {}).get("snapshot"), prices)
+                cost.judge_usd += dollars or 0.0
+            elif step.kind == "score":
+                bench = BenchmarkResult.model_validate_json((folder / "result.json").read_text())
+                result.benchmarks[bench.benchmark] = bench
+                _copy_samples(
+                    folder / "samples.jsonl",
+                    plan.run_dir / "samples" / cid / f"{bench.benchmark}.jsonl",
+                )
+        gpu_hours = cost.stage1_gpu_hours + cost.stage2_gpu_hours + cost.eval_gpu_hours
+        cost.gpu_usd = usd(gpu_hours, cell.hardware)
+        cost.total_usd = cost.gpu_usd + cost.judge_usd
+        result.cost = cost
+        cells.append(result)
+    first = next(iter(plan.cells.values()), None)
+    return RunResults(
+        harness_version=__version__,
+        git=git_revision(),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        experiment=plan.experiment,
+        hardware=first.hardware.model_dump(mode="json") if first else {},
+        cells=cells,
+    )
+
+
+def _lineage(plan: Plan, cid: str) -> list[str]:
+    """Every step a cell needs, dependencies first."""
+    return [s.id for s in plan.steps if cid in s.cells]
+
+
+def _copy_samples(src: Path, dst: Path) -> None:
+    if src.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+
+
+def write_results(plan: Plan, summary: RunSummary | None = None) -> Path:
+    results = collect(plan, summary)
+    path = plan.run_dir / "results.json"
+    results.write(path)
+    return path
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())

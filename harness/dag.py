@@ -1,0 +1,183 @@
+"""Cells -> a DAG of steps, each keyed by the sha256 of everything that determines its output.
+
+A step's key covers its own inputs, the plugin (name and version) that computes it, and the keys
+of the steps it depends on, so any change upstream gives new keys downstream and nothing stale
+is ever reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import __version__
+from harness.plugins import Plugins
+from harness.specs import CellSpec, sha256_of
+
+KINDS = ("stage1", "stage2", "generate", "judge", "score")
+
+
+@dataclass
+class Step:
+    id: str
+    kind: str
+    key: str
+    cell: str  # the first cell that needs it (stage-1 steps are shared)
+    deps: list[str]  # step ids
+    spec: dict[str, Any]  # the inputs that define it (JSON)
+    plugin: tuple[str, str] | None = None  # (kind, name) of the plugin that computes it
+    cells: list[str] = field(default_factory=list)  # every cell that needs it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "key": self.key,
+            "cell": self.cell,
+            "deps": self.deps,
+            "spec": self.spec,
+            "plugin": self.plugin,
+            "cells": self.cells,
+        }
+
+
+def _version(plugins: Plugins, kind: str, name: str) -> str:
+    obj = plugins.get(kind, name)
+    return str(getattr(obj, "version", plugins.origin(kind, name).version))
+
+
+def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
+    """All steps in dependency order; shared stage-1 steps appear once."""
+    steps: dict[str, Step] = {}  # by key: cells that differ only downstream share a step
+
+    def add(step: Step) -> Step:
+        if step.key in steps:
+            steps[step.key].cells.append(step.cell)
+            return steps[step.key]
+        step.cells = [step.cell]
+        steps[step.key] = step
+        return step
+
+    for cell in cells:
+        backend = plugins.get("backend", cell.stage2.method)
+        model_deps: list[Step] = []
+        if getattr(backend, "needs_stage1", True):
+            s1_spec = {
+                "model": cell.model.model_dump(mode="json"),
+                "train": cell.stage1.model_dump(mode="json"),
+                "mix": cell.mix.model_dump(mode="json", include={"captions", "seed"}),
+            }
+            s1_version = _version(plugins, "backend", cell.stage1.method)
+            s1_key = sha256_of(
+                {
+                    "spec": s1_spec,
+                    "plugin": cell.stage1.method,
+                    "version": s1_version,
+                    "harness": __version__,
+                }
+            )
+            s1 = add(
+                Step(
+                    id=f"stage1/{cell.model.size.name}-{cell.model.resolution}"
+                    f"-{cell.model.projector}-{s1_key[:8]}",
+                    kind="stage1",
+                    key=s1_key,
+                    cell=cell.id,
+                    deps=[],
+                    spec=s1_spec,
+                    plugin=("backend", cell.stage1.method),
+                )
+            )
+            model_deps = [s1]
+        s2_spec = {
+            "model": cell.model.model_dump(mode="json"),
+            "train": cell.stage2.model_dump(mode="json"),
+            "mix": cell.mix.model_dump(mode="json"),
+            "hardware": cell.hardware.model_dump(mode="json"),
+        }
+        s2_key = sha256_of(
+            {
+                "spec": s2_spec,
+                "deps": [d.key for d in model_deps],
+                "plugin": cell.stage2.method,
+                "version": _version(plugins, "backend", cell.stage2.method),
+            }
+        )
+        s2 = add(
+            Step(
+                id=f"stage2/{cell.id}",
+                kind="stage2",
+                key=s2_key,
+                cell=cell.id,
+                deps=[d.id for d in model_deps],
+                spec=s2_spec,
+                plugin=("backend", cell.stage2.method),
+            )
+        )
+        for ev in cell.evals:
+            bench = ev.benchmark
+            b_version = _version(plugins, "benchmark", bench)
+            gen_spec = {"eval": ev.model_dump(mode="json", exclude={"runs"})}
+            g_key = sha256_of(
+                {"spec": gen_spec, "deps": [s2.key], "plugin": bench, "version": b_version}
+            )
+            gen = add(
+                Step(
+                    id=f"generate/{cell.id}/{bench}",
+                    kind="generate",
+                    key=g_key,
+                    cell=cell.id,
+                    deps=[s2.id],
+                    spec=gen_spec,
+                    plugin=("benchmark", bench),
+                )
+            )
+            judge_steps: list[Step] = []
+            if plugins.get("benchmark", bench).judged:
+                j_version = _version(plugins, "judge", cell.judge.name)
+                judge_json = cell.judge.model_dump(
+                    mode="json", include={"name", "snapshot", "base_url", "options"}
+                )
+                for run in range(ev.runs):
+                    j_spec = {"judge": judge_json, "run": run, "benchmark": bench}
+                    j_key = sha256_of(
+                        {
+                            "spec": j_spec,
+                            "deps": [g_key],
+                            "version": j_version,
+                            "benchmark_version": b_version,
+                        }
+                    )
+                    judge_steps.append(
+                        add(
+                            Step(
+                                id=f"judge/{cell.id}/{bench}/run{run}",
+                                kind="judge",
+                                key=j_key,
+                                cell=cell.id,
+                                deps=[gen.id],
+                                spec=j_spec,
+                                plugin=("judge", cell.judge.name),
+                            )
+                        )
+                    )
+            sc_spec = {"eval": ev.model_dump(mode="json"), "benchmark": bench}
+            sc_key = sha256_of(
+                {
+                    "spec": sc_spec,
+                    "deps": [g_key, *(j.key for j in judge_steps)],
+                    "version": b_version,
+                }
+            )
+            add(
+                Step(
+                    id=f"score/{cell.id}/{bench}",
+                    kind="score",
+                    key=sc_key,
+                    cell=cell.id,
+                    deps=[gen.id, *(j.id for j in judge_steps)],
+                    spec=sc_spec,
+                    plugin=("benchmark", bench),
+                )
+            )
+    return list(steps.values())

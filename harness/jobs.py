@@ -1,0 +1,109 @@
+"""One step as a picklable job: everything it needs is the run folder and the step id.
+
+The same job runs in this process (local executor), in a spawned process, or on a cluster node
+(submitit), and records the same manifest in every case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import PluginError, UserError
+
+
+def _versions() -> dict[str, str]:
+    out = {"harness": __version__, "python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "deepspeed", "bitsandbytes"):
+        module = sys.modules.get(name)
+        if module is not None:
+            out[name] = str(getattr(module, "__version__", "?"))
+    return out
+
+
+def log_path(run_dir: Path, step_id: str) -> Path:
+    return Path(run_dir) / "logs" / (step_id.replace("/", "__") + ".log")
+
+
+@dataclass(frozen=True)
+class StepJob:
+    run_dir: str
+    step_id: str
+
+    def __call__(self) -> dict[str, Any]:
+        from harness.plan import Plan
+        from harness.plugins import get_plugins
+
+        plan = Plan.load(Path(self.run_dir))
+        return run_step(plan, plan.step(self.step_id), get_plugins())
+
+
+def run_step(plan, step, plugins) -> dict[str, Any]:
+    """Run one step into the store; return its manifest. Plugin failures name the plugin."""
+    from harness.steps import RUNNERS
+
+    store = plan.store
+    if store.done(step.key):
+        return store.manifest(step.key)
+    work = store.begin(step.key, keep=step.kind in ("stage1", "stage2"))
+    path = log_path(plan.run_dir, step.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    with open(path, "a") as fh:
+
+        def log(message: str) -> None:
+            fh.write(f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} {message}\n")
+            fh.flush()
+
+        log(f"start {step.id} key {step.key[:16]} pid {os.getpid()}")
+        try:
+            fields = RUNNERS[step.kind](plan, step, plugins, work, log)
+        except UserError as exc:
+            log(f"error: {exc}")
+            raise
+        except Exception as exc:
+            log(traceback.format_exc())
+            if step.plugin is not None and step.plugin[1] in plugins.objects[step.plugin[0]]:
+                origin = plugins.origin(*step.plugin)
+                raise PluginError(step.plugin[1], origin.package, origin.version, exc) from exc
+            raise
+        wall = time.perf_counter() - t0
+        log(f"done in {wall:.1f}s")
+    manifest = {
+        "step": step.id,
+        "kind": step.kind,
+        "key": step.key,
+        "cells": step.cells,
+        "spec": step.spec,
+        "deps": {d.id: d.key for d in plan.deps(step)},
+        "plugin": _plugin_record(plugins, step),
+        "start": started.isoformat(),
+        "end": dt.datetime.now(dt.UTC).isoformat(),
+        "wall_s": wall,
+        "versions": _versions(),
+        "seed": plan.cells[step.cell].stage2.seed,
+        **fields,
+    }
+    store.finish(step.key, manifest)
+    return manifest
+
+
+def _plugin_record(plugins, step) -> dict[str, str] | None:
+    if step.plugin is None:
+        return None
+    origin = plugins.origin(*step.plugin)
+    return {
+        "kind": step.plugin[0],
+        "name": step.plugin[1],
+        "package": origin.package,
+        "version": origin.version,
+    }

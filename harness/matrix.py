@@ -1,0 +1,249 @@
+"""`--matrix` axes -> cells (cartesian product) -> resolved CellSpecs.
+
+An axis names a spec field; its values are parsed and checked here so that a typo fails at once
+with one line, before anything trains.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.errors import UserError
+from harness.plugins import Plugins
+from harness.registry import Registry, lookup
+from harness.specs import (
+    CellSpec,
+    DataMixSpec,
+    DataSource,
+    EvalSpec,
+    ExperimentSpec,
+    JudgeSpec,
+    ModelSpec,
+    TrainSpec,
+)
+
+
+def _num(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise UserError(f"not a {kind.__name__}: {text!r}") from None
+
+    return parse
+
+
+# axis -> (aliases, parser). Axis values arrive as strings from the CLI.
+AXES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
+    "size": (("sizes",), str),
+    "method": (("methods",), str),
+    "res": (("resolution", "resolutions"), _num(int)),
+    "mix": (("mixes",), str),
+    "projector": ((), str),
+    "rank": (("ranks",), _num(int)),
+    "alpha": ((), _num(float)),
+    "lr": (("lrs",), _num(float)),
+    "epochs": ((), _num(float)),
+    "steps": (("max_steps",), _num(int)),
+    "batch": (("global_batch",), _num(int)),
+    "seed": (("seeds",), _num(int)),
+    "beam": (("beams",), _num(int)),
+    "runs": ((), _num(int)),
+    "judge": (("judges",), str),
+    "hardware": ((), str),
+}
+_ALIAS = {alias: axis for axis, (aliases, _) in AXES.items() for alias in (axis, *aliases)}
+
+
+def canonical_axis(name: str) -> str:
+    if name in _ALIAS:
+        return _ALIAS[name]
+    return lookup(name, sorted(_ALIAS), "matrix axis")
+
+
+def parse_matrix(args: list[str]) -> dict[str, list[Any]]:
+    """["sizes=33b,65b", "methods=lora"] -> {"size": ["33b", "65b"], "method": ["lora"]}."""
+    axes: dict[str, list[Any]] = {}
+    for arg in args:
+        for part in arg.split():
+            name, sep, values = part.partition("=")
+            if not sep or not name or not values or "" in values.split(","):
+                raise UserError(f"malformed --matrix entry {part!r}: expected AXIS=V1,V2,...")
+            axis = canonical_axis(name.strip())
+            parser = AXES[axis][1]
+            axes[axis] = [parser(v.strip()) for v in values.split(",")]
+    return axes
+
+
+def experiment_axes(exp: ExperimentSpec) -> dict[str, list[Any]]:
+    """The experiment's own axes (sizes, methods, ...) with its extra `axes` table over them."""
+    axes: dict[str, list[Any]] = {"size": list(exp.sizes), "method": list(exp.methods)}
+    if exp.resolutions:
+        axes["res"] = list(exp.resolutions)
+    axes["mix"] = list(exp.mixes)
+    for name, values in exp.axes.items():
+        axis = canonical_axis(name)
+        axes[axis] = [AXES[axis][1](str(v)) for v in values]
+    return axes
+
+
+def cell_id(point: dict[str, Any], varying: set[str]) -> str:
+    parts = [str(point["size"]), str(point["method"])]
+    short = {"rank": "r", "alpha": "a", "lr": "lr", "beam": "beam", "res": "res", "runs": "runs"}
+    for axis in sorted(varying - {"size", "method"}):
+        value = point[axis]
+        parts.append(f"{short.get(axis, axis)}{value}" if axis in short else f"{axis}-{value}")
+    return "_".join(parts).replace("/", "-")
+
+
+def expand(
+    exp: ExperimentSpec,
+    registry: Registry,
+    plugins: Plugins,
+    overrides: dict[str, list[Any]] | None = None,
+) -> list[CellSpec]:
+    """Every cell of the experiment's matrix (CLI axes replace the experiment's)."""
+    axes = {**experiment_axes(exp), **(overrides or {})}
+    varying = {axis for axis, values in axes.items() if len(values) > 1}
+    names = list(axes)
+    cells = []
+    for values in itertools.product(*(axes[n] for n in names)):
+        point = dict(zip(names, values, strict=True))
+        cells.append(resolve_cell(exp, point, cell_id(point, varying), registry, plugins))
+    ids = [c.id for c in cells]
+    if len(set(ids)) != len(ids):
+        raise UserError("the matrix has duplicate values on an axis")
+    return cells
+
+
+def _overrides(table: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """Plain TrainSpec fields, then the sub-tables named by `keys` over them, in order.
+
+    Keys are "tiny" (every tiny size), the size name and the method name; a size's sub-table
+    may hold method sub-tables of its own.
+    """
+    out = {k: v for k, v in table.items() if not isinstance(v, dict) or k == "quantization"}
+    for key in keys:
+        sub = table.get(key)
+        if isinstance(sub, dict) and key != "quantization":
+            out.update(_overrides(sub, keys[keys.index(key) + 1 :]))
+    return out
+
+
+def _train_spec(layers: list[dict[str, Any]], what: str) -> TrainSpec:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if "lora_rank" in layer and "lora_alpha" not in layer:
+            merged.pop("lora_alpha", None)  # the study's rule: alpha = 2 x rank unless given
+        merged.update(layer)
+    if merged.get("lora_rank") and not merged.get("lora_alpha"):
+        merged["lora_alpha"] = 2 * merged["lora_rank"]
+    try:
+        return TrainSpec.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{what}: {where}: {err['msg']}") from None
+
+
+def resolve_cell(
+    exp: ExperimentSpec, point: dict[str, Any], cid: str, registry: Registry, plugins: Plugins
+) -> CellSpec:
+    size = registry.size(point["size"])
+    tower = registry.tower(size.tower)
+    res = point.get("res") or tower.resolutions[0]
+    method = point["method"]
+    backend = plugins.get("backend", method)
+    try:
+        model = ModelSpec(
+            size=size, tower=tower, resolution=res, projector=point.get("projector", exp.projector)
+        )
+    except ValidationError as exc:
+        raise UserError(f"cell {cid}: {exc.errors()[0]['msg']}") from None
+
+    groups = (["tiny"] if size.tiny is not None else []) + [size.name]
+    s1_method = exp.stage1.get("method", "projector")
+    stage1 = _train_spec(
+        [
+            registry.methods.get("projector", {}),
+            _overrides(exp.stage1, groups),
+            {"method": s1_method, "seed": point.get("seed", exp.seed)},
+        ],
+        f"cell {cid} stage 1",
+    )
+    axis_train = {
+        "lora_rank": point.get("rank"),
+        "lora_alpha": point.get("alpha"),
+        "lr": point.get("lr"),
+        "epochs": point.get("epochs"),
+        "max_steps": point.get("steps"),
+        "global_batch": point.get("batch"),
+    }
+    stage2 = _train_spec(
+        [
+            registry.methods.get(method, {}),
+            dict(backend.defaults(size)),
+            _overrides(exp.stage2, [*groups, method]),
+            {k: v for k, v in axis_train.items() if v is not None},
+            {"method": method, "seed": point.get("seed", exp.seed)},
+        ],
+        f"cell {cid} stage 2",
+    )
+    judge = exp.judge
+    if "judge" in point:
+        name, _, snapshot = str(point["judge"]).partition(":")
+        judge = judge.model_copy(update={"name": name, "snapshot": snapshot or None})
+    plugins.get("judge", judge.name)
+    evals = [_eval_spec(exp, bench, point, plugins) for bench in exp.benchmarks]
+    if getattr(backend, "language_only", False):
+        evals = [e for e in evals if plugins.get("benchmark", e.benchmark).modality == "language"]
+    mix = _mix(point.get("mix", "llava"), exp.seed)
+    return CellSpec(
+        id=cid,
+        axes=point,
+        model=model,
+        mix=mix,
+        stage1=stage1,
+        stage2=stage2,
+        evals=evals,
+        judge=JudgeSpec.model_validate(judge.model_dump()),
+        hardware=registry.hw(
+            point.get("hardware")
+            or exp.hardware
+            or ("cpu" if size.tiny is not None else "a100-80g")
+        ),
+    )
+
+
+def _eval_spec(
+    exp: ExperimentSpec, bench: str, point: dict[str, Any], plugins: Plugins
+) -> EvalSpec:
+    plugins.get("benchmark", bench)
+    source = DataSource.parse(exp.data.get(bench, "synthetic"), seed=exp.seed)
+    fields = {k: v for k, v in exp.eval.items() if not isinstance(v, dict)}
+    fields.update(exp.eval.get(bench, {}) if isinstance(exp.eval.get(bench), dict) else {})
+    for axis in ("beam", "runs"):
+        if axis in point:
+            fields[axis] = point[axis]
+    try:
+        return EvalSpec(benchmark=bench, source=source, **fields)
+    except ValidationError as exc:
+        raise UserError(f"eval settings for {bench}: {exc.errors()[0]['msg']}") from None
+
+
+def _mix(name: str, seed: int) -> DataMixSpec:
+    """`llava` (instructions only) or `llava+sharegpt[:RATIO]` (language-only mixed in)."""
+    base, _, ratio = name.partition(":")
+    if base == "llava":
+        return DataMixSpec(name=name, seed=seed)
+    if base == "llava+sharegpt":
+        try:
+            value = float(ratio) if ratio else 1.0
+        except ValueError:
+            raise UserError(f"bad mix ratio in {name!r}") from None
+        return DataMixSpec(name=name, language=DataSource(), language_ratio=value, seed=seed)
+    raise UserError(f"unknown data mix {name!r}; known: llava, llava+sharegpt[:RATIO]")

@@ -1,0 +1,160 @@
+"""The run, plan and eval commands: build the plan, check it, run it, collect, report."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import UserError
+from harness.experiment import Options, build_plan
+from harness.plan import Plan
+from harness.plugins import Plugins, get_plugins
+
+
+def make_executor(plan: Plan, plugins: Plugins) -> Any:
+    from harness.specs import ExecutorSpec
+
+    spec = ExecutorSpec.model_validate(plan.experiment.get("executor") or {})
+    factory = plugins.get("executor", spec.name)
+    return factory(spec)
+
+
+def check_judges(plan: Plan, plugins: Plugins) -> None:
+    """Build and check every judge a judged benchmark will call, before anything trains."""
+    seen = set()
+    for cell in plan.cells.values():
+        judged = [e for e in cell.evals if plugins.get("benchmark", e.benchmark).judged]
+        key = cell.judge.canonical()
+        if judged and key not in seen:
+            seen.add(key)
+            plugins.get("judge", cell.judge.name)(cell.judge).check()
+
+
+def _report(run_dir: Path, console: Console) -> None:
+    try:
+        from harness.report import print_report
+    except ImportError:
+        console.print(f"results: {run_dir / 'results.json'}")
+        return
+    print_report(run_dir, console=console)
+
+
+def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
+    from harness.budget import spend_guard
+    from harness.collect import write_results
+    from harness.runner import print_summary, run_plan
+
+    check_judges(plan, plugins)
+    budget = plan.experiment.get("budget_usd")
+    with plan.store.lock():
+        plan.save()
+        guard = spend_guard(plan, budget) if budget is not None else None
+        summary = run_plan(plan, make_executor(plan, plugins), console, spend_guard=guard)
+        path = write_results(plan, summary)
+    print_summary(plan, summary, console)
+    _report(plan.run_dir, console)
+    console.print(f"results: {path}", highlight=False)
+    return 0 if summary.ok else 1
+
+
+def run_command(opts: Options) -> int:
+    plugins = get_plugins()
+    plan = build_plan(opts, plugins)
+    console = Console()
+    budget = plan.experiment.get("budget_usd")
+    if budget is not None:
+        from harness.budget import refuse_over_budget
+
+        refuse_over_budget(plan, budget)
+    return execute(plan, plugins, console)
+
+
+def eval_command(opts: Options, model_ref: str) -> int:
+    from harness.checkpoint import checkpoint_plan
+
+    plugins = get_plugins()
+    plan = checkpoint_plan(opts, plugins, model_ref)
+    return execute(plan, plugins, Console())
+
+
+def plan_rows(plan: Plan) -> dict[str, Any]:
+    """What `harness plan` shows: cells, steps by kind and state, estimates."""
+    store = plan.store
+    from harness.planner import estimate_plan
+
+    estimates = estimate_plan(plan)
+    cells = []
+    for cid, cell in plan.cells.items():
+        steps = [s for s in plan.steps if cid in s.cells]
+        cells.append(
+            {
+                "id": cid,
+                "axes": cell.axes,
+                "hardware": cell.hardware.name,
+                "steps": len(steps),
+                "done": sum(store.done(s.key) for s in steps),
+                "estimate": estimates.get(cid, {}),
+            }
+        )
+    kinds = Counter(s.kind for s in plan.steps)
+    done = Counter(s.kind for s in plan.steps if store.done(s.key))
+    return {
+        "run_dir": str(plan.run_dir),
+        "cells": cells,
+        "steps": {k: {"total": kinds[k], "done": done[k]} for k in kinds},
+        "total_estimate": estimates.get("_total", {}),
+    }
+
+
+def plan_command(opts: Options, as_json: bool) -> int:
+    plugins = get_plugins()
+    plan = build_plan(opts, plugins)
+    rows = plan_rows(plan)
+    if as_json:
+        print(json.dumps(rows, indent=2, sort_keys=True, default=str))
+        return 0
+    console = Console()
+    table = Table(
+        "cell",
+        "hardware",
+        "steps",
+        "done",
+        "stage-2 GPU-h/node",
+        "est. $",
+        "judge $",
+        "mem/GPU GB",
+        title=f"plan: {len(rows['cells'])} cells",
+    )
+    for cell in rows["cells"]:
+        est = cell["estimate"]
+        table.add_row(
+            cell["id"],
+            cell["hardware"],
+            str(cell["steps"]),
+            str(cell["done"]),
+            _fmt(est.get("stage2_gpu_hours"), 2),
+            _fmt(est.get("total_usd"), 2),
+            _fmt(est.get("judge_usd"), 2),
+            _fmt(est.get("memory_gb_per_gpu"), 1) + (" !" if est.get("oom") else ""),
+        )
+    console.print(table)
+    parts = [f"{k} {v['total']} ({v['done']} done)" for k, v in rows["steps"].items()]
+    console.print("steps: " + ", ".join(parts), highlight=False)
+    for cell in rows["cells"]:
+        for warning in cell["estimate"].get("warnings", []):
+            console.print(f"[yellow]warning[/yellow] {cell['id']}: {warning}", highlight=False)
+    return 0
+
+
+def _fmt(value: Any, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)

@@ -1,0 +1,171 @@
+"""The plugin manager: entry points of the `harness` group, built-ins included, through pluggy.
+
+Built-in plugins are found exactly as third-party ones are. What each registers is checked
+against its protocol; a registration that falls short is refused with what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.errors import UserError
+from harness.registry import lookup
+
+GROUP = "harness"
+
+# kind -> (hook name, attributes and methods a registered object must have)
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "backend": (
+        "register_backends",
+        (
+            "name",
+            "version",
+            "defaults",
+            "load_model",
+            "prepare",
+            "deepspeed_config",
+            "save",
+            "load",
+        ),
+    ),
+    "benchmark": (
+        "register_benchmarks",
+        (
+            "name",
+            "version",
+            "modality",
+            "judged",
+            "assets",
+            "protocol",
+            "load",
+            "requests",
+            "judge_requests",
+            "parse_judgment",
+            "retry_request",
+            "score",
+        ),
+    ),
+    "judge": ("register_judges", ("name", "__call__")),
+    "executor": ("register_executors", ("name", "__call__")),
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a registered object came from: the entry point, its package and version."""
+
+    plugin: str
+    package: str
+    version: str
+
+
+@dataclass
+class Plugins:
+    """Everything registered, by kind and name, with its origin and any refusals."""
+
+    objects: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    modules: dict[str, Origin] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+    def get(self, kind: str, name: str) -> Any:
+        known = self.objects[kind]
+        if name not in known:
+            for message in self.refused:
+                if f"{kind} {name!r}" in message:
+                    raise UserError(message)
+        return known[lookup(name, known, kind)]
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.objects[kind])
+
+    def origin(self, kind: str, name: str) -> Origin:
+        return self.origins[(kind, name)]
+
+
+def missing_members(obj: Any, required: tuple[str, ...]) -> list[str]:
+    return [attr for attr in required if not hasattr(obj, attr)]
+
+
+def _manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def load_plugins(extra: list[ModuleType | object] | None = None) -> Plugins:
+    """Load every entry point of the group (minus HARNESS_BLOCK_PLUGINS) plus `extra` objects."""
+    blocked = {b.strip() for b in os.environ.get("HARNESS_BLOCK_PLUGINS", "").split(",") if b}
+    pm = _manager()
+    plugins = Plugins(blocked=sorted(blocked))
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        if ep.name in blocked:
+            continue
+        dist = ep.dist
+        origin = Origin(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not take the harness down
+            plugins.refused.append(
+                f"plugin {ep.name!r} from {origin.package} {origin.version} failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            continue
+        pm.register(module, name=ep.name)
+        plugins.modules[ep.name] = origin
+    for index, obj in enumerate(extra or []):
+        name = getattr(obj, "__name__", f"extra-{index}")
+        pm.register(obj, name=name)
+        plugins.modules[name] = Origin(name, "(in process)", "-")
+    for kind, (hook, required) in KINDS.items():
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            origin = plugins.modules[impl.plugin_name]
+            impl.function(register=_registrar(plugins, kind, required, origin))
+    return plugins
+
+
+def _registrar(plugins: Plugins, kind: str, required: tuple[str, ...], origin: Origin):
+    def register(obj: Any) -> None:
+        name = getattr(obj, "name", None)
+        missing = missing_members(obj, required)
+        if missing or not isinstance(name, str):
+            plugins.refused.append(
+                f"{kind} {name!r} from {origin.package} {origin.version} refused: "
+                f"missing {', '.join(missing) or 'a str name'}"
+            )
+            return
+        if name in plugins.objects[kind]:
+            first = plugins.origins[(kind, name)]
+            raise UserError(
+                f"two plugins register the {kind} {name!r}: {first.package} "
+                f"({first.plugin}) and {origin.package} ({origin.plugin})"
+            )
+        plugins.objects[kind][name] = obj
+        plugins.origins[(kind, name)] = origin
+
+    return register
+
+
+_CACHE: Plugins | None = None
+
+
+def get_plugins() -> Plugins:
+    """The process-wide plugin set, loaded once."""
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = load_plugins()
+    return _CACHE
+
+
+def reset_plugins(plugins: Plugins | None = None) -> None:
+    """Replace (or forget) the process-wide plugin set; tests use this."""
+    global _CACHE
+    _CACHE = plugins

@@ -1,0 +1,148 @@
+"""Walk the DAG on an executor: reuse finished steps, run ready ones, isolate failures.
+
+A failed step fails only the steps that depend on it; everything else completes, and the
+summary names each failure with the path of its log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from harness.errors import PluginError, UserError
+from harness.jobs import StepJob, log_path
+from harness.plan import Plan
+
+
+@dataclass
+class RunSummary:
+    ran: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # step id -> one-line error
+    skipped: dict[str, str] = field(default_factory=dict)  # step id -> failed dependency
+    stopped: str | None = None  # why no more steps were launched (budget)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped and self.stopped is None
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, UserError | PluginError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def run_plan(
+    plan: Plan,
+    executor: Any,
+    console: Console | None = None,
+    spend_guard: Callable[[], str | None] | None = None,
+) -> RunSummary:
+    """Run every step not yet in the store; `spend_guard` may stop new launches (budget)."""
+    console = console or Console(stderr=True)
+    store = plan.store
+    summary = RunSummary()
+    state: dict[str, str] = {}
+    for step in plan.steps:
+        if store.done(step.key):
+            state[step.id] = "done"
+            summary.reused.append(step.id)
+    pending = [s for s in plan.steps if s.id not in state]
+    running: dict[str, Any] = {}
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        *columns, console=console, transient=False, disable=not console.is_terminal
+    ) as progress:
+        task = progress.add_task("steps", total=len(plan.steps), completed=len(summary.reused))
+        while pending or running:
+            for step in list(pending):
+                dep_states = [state.get(d) for d in step.deps]
+                if any(s in ("failed", "skipped") for s in dep_states):
+                    bad = next(d for d in step.deps if state.get(d) in ("failed", "skipped"))
+                    state[step.id] = "skipped"
+                    summary.skipped[step.id] = bad
+                    pending.remove(step)
+                    progress.advance(task)
+                elif all(s == "done" for s in dep_states) and len(running) < executor.capacity:
+                    if spend_guard is not None and summary.stopped is None:
+                        summary.stopped = spend_guard()
+                    if summary.stopped:
+                        break
+                    pending.remove(step)
+                    progress.update(task, description=step.id)
+                    if not console.is_terminal:
+                        console.print(f"run  {step.id}", highlight=False)
+                    running[step.id] = executor.submit(
+                        StepJob(str(plan.run_dir), step.id), resources=_resources(plan, step)
+                    )
+            if summary.stopped and not running:
+                break
+            finished = [sid for sid, handle in running.items() if handle.done()]
+            if not finished:
+                time.sleep(0.02)
+                continue
+            for sid in finished:
+                handle = running.pop(sid)
+                try:
+                    handle.result()
+                    state[sid] = "done"
+                    summary.ran.append(sid)
+                except Exception as exc:  # isolate: only dependents fail
+                    state[sid] = "failed"
+                    summary.failed[sid] = _one_line(exc)
+                progress.advance(task)
+    return summary
+
+
+def _resources(plan: Plan, step) -> dict[str, Any]:
+    """The step's resource shape, for executors that place work (GPUs, nodes, time)."""
+    cell = plan.cells[step.cell]
+    training = step.kind in ("stage1", "stage2")
+    return {
+        "kind": step.kind,
+        "step": step.id,
+        "nodes": cell.hardware.nodes if training else 1,
+        "gpus_per_node": cell.hardware.gpus_per_node if training else 1,
+        "log": str(log_path(plan.run_dir, step.id)),
+    }
+
+
+def print_summary(plan: Plan, summary: RunSummary, console: Console) -> None:
+    console.print(
+        f"steps: {len(summary.ran)} ran, {len(summary.reused)} reused, "
+        f"{len(summary.failed)} failed, {len(summary.skipped)} skipped",
+        highlight=False,
+    )
+    for sid, error in summary.failed.items():
+        console.print(
+            f"[red]failed[/red] {sid}: {error}\n       log: {log_path(plan.run_dir, sid)}",
+            highlight=False,
+        )
+    if summary.skipped:
+        console.print(
+            f"skipped {len(summary.skipped)} step(s) whose inputs failed", highlight=False
+        )
+    if summary.stopped:
+        console.print(
+            f"[yellow]stopped launching steps[/yellow]: {summary.stopped}", highlight=False
+        )
