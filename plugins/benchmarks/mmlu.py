@@ -1,0 +1,190 @@
+"""MMLU: 57 subjects, k-shot (default 5), choice = argmax log-likelihood of " A".." D".
+
+The prompt is lm-evaluation-harness's `mmlu` task (default template): a description line, the
+first k dev examples, then the test question ending in "Answer:". Micro average over questions,
+macro average over subjects, and one score per subject.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from harness.hookspecs import hookimpl
+from harness.protocols import (
+    EvalContext,
+    Item,
+    JudgeRequest,
+    JudgeResponse,
+    LoglikRequest,
+    ModelOutput,
+)
+from harness.results import BenchmarkResult
+from harness.specs import DataSource
+
+from . import _common as common
+
+LETTERS = ("A", "B", "C", "D")
+CONTINUATIONS = tuple(" " + letter for letter in LETTERS)
+DOC_TO_TEXT = '"{{question.strip()}}\\nA. {{choices[0]}}\\nB. {{choices[1]}}\\nC. {{choices[2]}}\\nD. {{choices[3]}}\\nAnswer:"'  # noqa: E501
+SKIP_FOLDERS = ("all", "auxiliary_train")
+
+
+def doc_to_text(row: dict[str, Any]) -> str:
+    c = row["choices"]
+    return f"{row['question'].strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:"
+
+
+def description(subject: str) -> str:
+    return f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"  # noqa: E501
+
+
+def build_context(subject: str, shots: list[dict[str, Any]], row: dict[str, Any]) -> str:
+    examples = "".join(doc_to_text(s) + " " + LETTERS[int(s["answer"])] + "\n\n" for s in shots)
+    return description(subject) + examples + doc_to_text(row)
+
+
+def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def local_split(root: Path, split: str) -> dict[str, list[dict[str, Any]]]:
+    """{subject: rows} from the cais/mmlu layout: <subject>/<split>-*.parquet."""
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.name in SKIP_FOLDERS:
+            continue
+        files = sorted(folder.glob(f"{split}-*.parquet"))
+        if files:
+            by_subject[folder.name] = [r for f in files for r in read_parquet_rows(f)]
+    if not by_subject:
+        raise UserError(f"mmlu: no <subject>/{split}-*.parquet files in {root}")
+    return by_subject
+
+
+def hub_split(source: DataSource, split: str) -> dict[str, list[dict[str, Any]]]:
+    path = source.path or "cais/mmlu"
+    if ":" not in path:
+        path += ":all"
+    rows = common.hub_rows(DataSource(kind="hub", path=path, split=split), split)
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_subject.setdefault(row["subject"], []).append(row)
+    return by_subject
+
+
+class MMLU:
+    name = "mmlu"
+    version = "1"
+    modality = "language"
+    judged = False
+    assets = ("lm-eval-mmlu-template",)
+
+    def protocol(self, ctx: EvalContext) -> dict[str, Any]:
+        path = ctx.assets.get("lm-eval-mmlu-template")
+        official = path is not None and DOC_TO_TEXT in path.read_text(encoding="utf-8")
+        return {
+            "name": "mmlu-lm-eval" if official else "harness-own",
+            "official": official,
+            "source": "EleutherAI/lm-evaluation-harness lm_eval/tasks/mmlu/default",
+            "template_sha256": common.sha256_text(path.read_text()) if path else None,
+            "prompt_sha256": common.sha256_text(doc_to_text_template()),
+            "shots": self._shots(ctx),
+            "fewshot_sampler": "first_n of dev",
+            "scoring": "argmax log-likelihood of ' A', ' B', ' C', ' D' after the context",
+            "aggregation": "micro = over questions; macro = mean of subjects",
+        }
+
+    def _shots(self, ctx: EvalContext) -> int:
+        return 5 if ctx.eval.shots is None else ctx.eval.shots
+
+    def load(self, source: DataSource, ctx: EvalContext) -> list[Item]:
+        split = source.split or ctx.eval.split or "test"
+        if source.kind == "hub":
+            test, dev = hub_split(source, split), hub_split(source, "dev")
+        else:
+            root = common.source_dir(source, "mmlu")
+            test, dev = local_split(root, split), local_split(root, "dev")
+        shots = self._shots(ctx)
+        items = []
+        for subject, rows in sorted(test.items()):
+            examples = dev.get(subject, [])[:shots]
+            if len(examples) < shots:
+                raise UserError(
+                    f"mmlu subject {subject}: {len(examples)} dev examples, need {shots}"
+                )
+            for number, row in enumerate(rows):
+                item_id = f"{subject}/{number}"
+                if len(row["choices"]) != 4 or int(row["answer"]) not in range(4):
+                    raise UserError(f"mmlu item {item_id}: needs 4 choices and an answer 0..3")
+                data = {
+                    "subject": subject,
+                    "answer": int(row["answer"]),
+                    "context": build_context(subject, examples, row),
+                }
+                items.append(Item(id=item_id, data=data))
+        return items
+
+    def requests(self, items: Sequence[Item], ctx: EvalContext) -> list[LoglikRequest]:
+        return [LoglikRequest(item.id, item.data["context"], CONTINUATIONS) for item in items]
+
+    def judge_requests(self, items, outputs, run, ctx) -> list[JudgeRequest]:
+        return []
+
+    def parse_judgment(self, request: JudgeRequest, response: JudgeResponse) -> Any | None:
+        return None
+
+    def retry_request(self, request: JudgeRequest, attempt: int) -> JudgeRequest | None:
+        return None
+
+    def score(
+        self,
+        items: Sequence[Item],
+        outputs: dict[str, ModelOutput],
+        judgments: list[dict[str, Any]],
+        ctx: EvalContext,
+    ) -> BenchmarkResult:
+        by_subject: dict[str, list[int]] = {}
+        failed = 0
+        for item in items:
+            output = outputs.get(item.id)
+            logliks = output.logliks if output else None
+            if not logliks or len(logliks) != 4 or any(math.isnan(v) for v in logliks):
+                failed += 1
+                continue
+            predicted = max(range(4), key=lambda i: logliks[i])
+            correct = int(predicted == item.data["answer"])
+            by_subject.setdefault(item.data["subject"], []).append(correct)
+        everything = [c for v in by_subject.values() for c in v]
+        metrics: dict[str, float] = {}
+        if everything:
+            subject_scores = {s: sum(v) / len(v) * 100 for s, v in by_subject.items()}
+            metrics["micro"] = sum(everything) / len(everything) * 100
+            metrics["macro"] = sum(subject_scores.values()) / len(subject_scores)
+            metrics.update({f"subject/{s}": v for s, v in sorted(subject_scores.items())})
+        return BenchmarkResult(
+            benchmark=self.name,
+            version=self.version,
+            primary="micro",
+            metrics=metrics,
+            runs=[metrics],
+            n_items=len(items),
+            n_failed=failed,
+            failures={"no_output": failed} if failed else {},
+            protocol=self.protocol(ctx),
+            judge=None,
+        )
+
+
+def doc_to_text_template() -> str:
+    return DOC_TO_TEXT
+
+
+@hookimpl
+def register_benchmarks(register) -> None:
+    register(MMLU())
