@@ -36,29 +36,8 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
-def _judge_prices(plan: Plan) -> dict[str, dict[str, float]]:
-    from harness.registry import load_registry
-
-    return load_registry(Path(plan.registry_file) if plan.registry_file else None).judges
-
-
-def _judge_usd(usage: dict[str, Any], snapshot: str | None, prices: dict) -> float | None:
-    price = prices.get(snapshot or "")
-    if not usage:
-        return 0.0
-    if price is None:
-        return 0.0 if not usage.get("paid_prompt_tokens", usage.get("prompt_tokens")) else None
-    prompt = usage.get("paid_prompt_tokens", usage.get("prompt_tokens", 0))
-    completion = usage.get("paid_completion_tokens", usage.get("completion_tokens", 0))
-    return (
-        prompt * price.get("input_usd_per_mtok", 0.0)
-        + completion * price.get("output_usd_per_mtok", 0.0)
-    ) / 1e6
-
-
 def collect(plan: Plan, summary: RunSummary | None = None) -> RunResults:
     store = plan.store
-    prices = _judge_prices(plan)
     index = plan.by_id()
     cells = []
     for cid, cell in plan.cells.items():
@@ -100,12 +79,13 @@ def collect(plan: Plan, summary: RunSummary | None = None) -> RunResults:
                 )
             elif step.kind == "generate":
                 cost.eval_gpu_hours += manifest.get("gpu_hours_per_node", 0.0)
-            elif step.kind == "judge":
+            elif step.kind == "judge":  # what the judgments cost, cache hits included
                 usage = manifest.get("usage", {})
-                cost.judge_prompt_tokens += int(usage.get("prompt_tokens", 0))
-                cost.judge_completion_tokens += int(usage.get("completion_tokens", 0))
-                dollars = _judge_usd(usage, manifest.get("judge", {}).get("snapshot"), prices)
-                cost.judge_usd += dollars or 0.0
+                cost.judge_prompt_tokens += int(usage.get("prompt_tokens", 0)) + int(
+                    usage.get("cached_prompt_tokens", 0))
+                cost.judge_completion_tokens += int(usage.get("completion_tokens", 0)) + int(
+                    usage.get("cached_completion_tokens", 0))
+                cost.judge_usd += manifest.get("judge_usd") or 0.0
             elif step.kind == "score":
                 bench = BenchmarkResult.model_validate_json((folder / "result.json").read_text())
                 result.benchmarks[bench.benchmark] = bench

@@ -58,7 +58,7 @@ def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
         path = write_results(plan, summary)
     print_summary(plan, summary, console)
     _report(plan.run_dir, console)
-    console.print(f"results: {path}", highlight=False)
+    console.print(f"results: {path}", highlight=False, soft_wrap=True)
     return 0 if summary.ok else 1
 
 

@@ -91,7 +91,7 @@ def run_plan(
                     pending.remove(step)
                     progress.update(task, description=step.id)
                     if not console.is_terminal:
-                        console.print(f"run  {step.id}", highlight=False)
+                        console.print(f"run  {step.id}", highlight=False, soft_wrap=True)
                     running[step.id] = executor.submit(
                         StepJob(str(plan.run_dir), step.id), resources=_resources(plan, step)
                     )
@@ -132,17 +132,23 @@ def print_summary(plan: Plan, summary: RunSummary, console: Console) -> None:
         f"steps: {len(summary.ran)} ran, {len(summary.reused)} reused, "
         f"{len(summary.failed)} failed, {len(summary.skipped)} skipped",
         highlight=False,
+        soft_wrap=True,
     )
     for sid, error in summary.failed.items():
         console.print(
             f"[red]failed[/red] {sid}: {error}\n       log: {log_path(plan.run_dir, sid)}",
             highlight=False,
+            soft_wrap=True,
         )
     if summary.skipped:
         console.print(
-            f"skipped {len(summary.skipped)} step(s) whose inputs failed", highlight=False
+            f"skipped {len(summary.skipped)} step(s) whose inputs failed",
+            highlight=False,
+            soft_wrap=True,
         )
     if summary.stopped:
         console.print(
-            f"[yellow]stopped launching steps[/yellow]: {summary.stopped}", highlight=False
+            f"[yellow]stopped launching steps[/yellow]: {summary.stopped}",
+            highlight=False,
+            soft_wrap=True,
         )

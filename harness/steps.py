@@ -37,12 +37,11 @@ def eval_context(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Pat
     assets: dict[str, Path] = {}
     names = tuple(getattr(bench, "assets", ()))
     if names:
-        from harness.assets import ensure_assets
-        from harness.registry import load_registry
+        from harness.assets import available
 
-        registry = load_registry(Path(plan.registry_file) if plan.registry_file else None)
         mirror = Path(plan.assets_mirror) if plan.assets_mirror else None
-        assets = ensure_assets(names, registry.assets, mirror=mirror)
+        registry = Path(plan.registry_file) if plan.registry_file else None
+        assets, _missing = available(names, mirror=mirror, registry_file=registry)
     return EvalContext(
         eval=ev,
         assets=assets,
@@ -140,14 +139,29 @@ def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
     requests = bench.judge_requests(items, outputs, step.spec["run"], ctx)
     log(f"{bench.name} run {step.spec['run']}: {len(requests)} judge requests")
     outcome = judge_all(bench, judge, requests, JudgeCache(plan.store.judge_cache_path))
-    body = outcome.to_json()
-    body["judge"] = {
-        "name": judge.name,
-        "snapshot": judge.snapshot(),
-        "official": bool(getattr(judge, "official", False)),
+    body = {
+        "judge": outcome.judge,
+        "parsed": outcome.judgments,
+        "records": {rid: rec.to_json() for rid, rec in outcome.records.items()},
+        "failures": outcome.failures,
+        "reasks": outcome.reasks,
+        "usage": outcome.usage.to_json(),
     }
-    (work / "judgments.json").write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
-    return {"judge": body["judge"], "usage": body.get("usage", {})}
+    text = json.dumps(body, indent=1, sort_keys=True, default=str)
+    (work / "judgments.json").write_text(text + "\n")
+    prices = _prices(plan)
+    return {
+        "judge": outcome.judge,
+        "usage": body["usage"],
+        "judge_usd": outcome.usd(prices, include_cached=True),
+        "judge_usd_paid_now": outcome.usd(prices),
+    }
+
+
+def _prices(plan: Plan) -> dict[str, Any]:
+    from harness.registry import load_registry
+
+    return load_registry(Path(plan.registry_file) if plan.registry_file else None).judges
 
 
 def make_judge(plugins: Plugins, cell: CellSpec) -> Any:
