@@ -1,0 +1,58 @@
+"""Per-item scores from RUN_DIR/samples/<cell id>/<benchmark>.jsonl, for paired comparisons.
+
+Each line holds at least "id" and "score": a number, a list of numbers (one per judging run,
+averaged here), or null when the item failed (failed items are left out, never scored 0 here).
+An optional "reference" number (LLaVA-Bench and Vicuna-80 judge the reference answer too) lets
+the comparison use those benchmarks' own ratio-of-means statistic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+
+@dataclass
+class ItemScore:
+    score: float | None
+    reference: float | None = None
+
+
+def _mean(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, list):
+        numbers = [
+            float(v) for v in value if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        return sum(numbers) / len(numbers) if numbers else None
+    return None
+
+
+def samples_path(run_dir: Path, cell_id: str, benchmark: str) -> Path:
+    return Path(run_dir) / "samples" / cell_id / f"{benchmark}.jsonl"
+
+
+def read_item_scores(path: Path) -> dict[str, ItemScore] | None:
+    """id -> score for one cell and benchmark; None when the run kept no samples for it."""
+    if not path.is_file():
+        return None
+    items: dict[str, ItemScore] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                item_id = str(record["id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise UserError(f"{path}:{line_no}: not a sample line with an 'id'") from None
+            items[item_id] = ItemScore(_mean(record.get("score")), _mean(record.get("reference")))
+    return items
