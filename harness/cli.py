@@ -96,10 +96,10 @@ def run(
     max_parallel: Parallel = None,
 ) -> None:
     """Train and evaluate every cell of the matrix (reusing finished steps), then report."""
+    opts = dict(locals())
     from harness.orchestrate import run_command
 
-    code = run_command(_options(**locals()))
-    raise typer.Exit(code)
+    raise typer.Exit(run_command(_options(**opts)))
 
 
 @app.command()
@@ -120,10 +120,10 @@ def plan(
     as_json: AsJson = False,
 ) -> None:
     """Show cells, steps (done or to run) and the estimated cost, without running anything."""
+    opts = dict(locals())
+    opts.pop("as_json")
     from harness.orchestrate import plan_command
 
-    opts = locals().copy()
-    opts.pop("as_json")
     raise typer.Exit(plan_command(_options(**opts), as_json=as_json))
 
 
@@ -143,10 +143,10 @@ def eval_(
     assets_mirror: Mirror = None,
 ) -> None:
     """Evaluate an existing checkpoint (ours, llava-hf, or a plain causal LM) without training."""
+    opts = dict(locals())
+    model_ref = opts.pop("model")
     from harness.orchestrate import eval_command
 
-    opts = locals().copy()
-    model_ref = opts.pop("model")
     raise typer.Exit(eval_command(_options(**opts), model_ref))
 
 
@@ -204,10 +204,32 @@ def _register_command_modules() -> None:
 _register_command_modules()
 
 
+def expand_matrix_args(argv: list[str]) -> list[str]:
+    """`--matrix a=1 b=2` -> `--matrix a=1 --matrix b=2` (an option takes one value in click)."""
+    out: list[str] = []
+    in_matrix = False
+    for arg in argv:
+        if arg in ("--matrix", "-m"):
+            in_matrix = True
+            out.append(arg)
+            continue
+        if (
+            in_matrix
+            and out[-1] not in ("--matrix", "-m")
+            and "=" in arg
+            and not arg.startswith("-")
+        ):
+            out.append("--matrix")
+        elif arg.startswith("-") or "=" not in arg:
+            in_matrix = False
+        out.append(arg)
+    return out
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        app(args=expand_matrix_args(sys.argv[1:]), prog_name="harness", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (UserError, PluginError) as exc:
@@ -216,13 +238,11 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # usage errors (click's, possibly vendored by typer)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             sys.exit(1)
         if os.environ.get("HARNESS_DEBUG"):
             raise

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import _core_fakes as fakes
 import pytest
 
-import _core_fakes as fakes
 from harness.experiment import Options
 from harness.orchestrate import run_command
 from harness.plugins import load_plugins, reset_plugins
@@ -27,13 +27,20 @@ def fake_env(tmp_path, monkeypatch):
 
 
 def _opts(tmp_path, registry, config, **kw):
-    return Options(matrix=["methods=fake", "lr=1e-4,2e-4"], config=config, registry=registry,
-                   out=tmp_path / "run", **kw)
+    return Options(
+        matrix=["methods=fake", "lr=1e-4,2e-4"],
+        config=config,
+        registry=registry,
+        out=tmp_path / "run",
+        **kw,
+    )
 
 
 def _manifests(run_dir: Path) -> dict[str, dict]:
-    return {json.loads(p.read_text())["step"]: json.loads(p.read_text())
-            for p in (run_dir / "store" / "steps").glob("*/manifest.json")}
+    return {
+        json.loads(p.read_text())["step"]: json.loads(p.read_text())
+        for p in (run_dir / "store" / "steps").glob("*/manifest.json")
+    }
 
 
 def test_matrix_fails_half_way_then_resumes_without_rerunning(fake_env, monkeypatch, capsys):
@@ -62,8 +69,12 @@ def test_matrix_fails_half_way_then_resumes_without_rerunning(fake_env, monkeypa
     assert not any(line.startswith("stage1") for line in ledger.read_text().splitlines())
 
     # a clean run in a fresh folder gives identical scores
-    clean = Options(matrix=["methods=fake", "lr=1e-4,2e-4"], config=config, registry=registry,
-                    out=tmp_path / "clean")
+    clean = Options(
+        matrix=["methods=fake", "lr=1e-4,2e-4"],
+        config=config,
+        registry=registry,
+        out=tmp_path / "clean",
+    )
     assert run_command(clean) == 0
     resumed = json.loads((tmp_path / "run" / "results.json").read_text())
     fresh = json.loads((tmp_path / "clean" / "results.json").read_text())
@@ -100,8 +111,9 @@ def test_second_run_reuses_everything_and_costs_no_judge_calls(fake_env):
 
 def test_runs_axis_repeats_judging_not_generation(fake_env):
     tmp_path, registry, config, ledger = fake_env
-    opts = Options(matrix=["sizes=fake-a", "runs=3"], config=config, registry=registry,
-                   out=tmp_path / "run")
+    opts = Options(
+        matrix=["sizes=fake-a", "runs=3"], config=config, registry=registry, out=tmp_path / "run"
+    )
     assert run_command(opts) == 0
     steps = _manifests(tmp_path / "run")
     assert sum(s.startswith("generate/") for s in steps) == 1
