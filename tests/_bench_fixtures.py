@@ -131,4 +131,11 @@ def mmlu_dir(root: Path, subjects: dict[str, list[int]], dev_per_subject: int = 
                 }
             )
             pq.write_table(table, folder / f"{split}-00000-of-00001.parquet")
+    # the dataset card's configs, as cais/mmlu declares them (so `datasets` knows "dev")
+    configs = "".join(
+        f"- config_name: {name}\n  data_files:\n"
+        + "".join(f'  - split: {sp}\n    path: "{glob}/{sp}-*"\n' for sp in ("dev", "test"))
+        for name, glob in [("all", "*"), *((s, s) for s in subjects)]
+    )
+    (root / "README.md").write_text(f"---\nconfigs:\n{configs}---\n")
     return root
