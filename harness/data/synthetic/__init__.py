@@ -1,0 +1,81 @@
+"""The synthetic world: a seeded generator of images, training data and benchmark mini sets,
+written in the official file formats so the same loaders read it as the real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness.data.synthetic.pretrain import pretrain_text, tower_samples
+from harness.data.synthetic.scenes import IMAGE_SIZE, LABEL_CLASSES
+
+VERSION = 1
+SCALES = ("small", "medium")
+
+__all__ = [
+    "LABEL_CLASSES",
+    "SCALES",
+    "VERSION",
+    "pretrain_text",
+    "synthetic_root",
+    "tower_samples",
+    "write_world",
+]
+
+
+def write_world(out_dir: Path, seed: int = 0, scale: str = "small") -> Path:
+    """Write the whole world into `out_dir`; the same seed and scale give identical bytes."""
+    from harness.data.synthetic.benchsets import (
+        write_llava_bench,
+        write_mm_vet,
+        write_mmbench,
+        write_vicuna,
+    )
+    from harness.data.synthetic.mmlu import write_mmlu
+    from harness.data.synthetic.training import write_training
+    from harness.errors import UserError
+
+    if scale not in SCALES:
+        raise UserError(f"unknown synthetic scale {scale!r}: choose one of {', '.join(SCALES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = write_training(out, seed, scale)
+    counts["llava-bench"] = write_llava_bench(out / "llava-bench", seed, scale)
+    counts["mm-vet"] = write_mm_vet(out / "mm-vet", seed, scale)
+    counts["mmbench"] = write_mmbench(out / "mmbench", seed, scale)
+    counts["vicuna-80"] = write_vicuna(out / "vicuna-80", seed)
+    counts["mmlu"] = write_mmlu(out / "mmlu", seed, scale)
+    manifest = {
+        "version": VERSION,
+        "seed": seed,
+        "scale": scale,
+        "image_size": IMAGE_SIZE,
+        "image_folder": "images",
+        "counts": counts,
+    }
+    (out / "world.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def synthetic_root(seed: int = 0, scale: str = "small") -> Path:
+    """The world for (seed, scale) in the cache, written once (atomically) and reused."""
+    from harness.paths import cache_dir
+
+    target = cache_dir("synthetic") / f"v{VERSION}-{seed}-{scale}"
+    if (target / "world.json").is_file():
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        write_world(staging, seed, scale)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another process finished first (or a stale partial folder is there)
+            if not (target / "world.json").is_file():
+                shutil.rmtree(target, ignore_errors=True)
+                os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

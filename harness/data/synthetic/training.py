@@ -1,0 +1,110 @@
+"""The training data: stage-1 caption pairs, stage-2 instruction conversations (LLaVA's three
+kinds plus MMBench-format letter practice) and language-only ShareGPT conversations."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from harness.data.synthetic.choices import (
+    LEAVES,
+    MMBENCH_INSTRUCTION,
+    balanced_choices,
+    mmbench_prompt,
+)
+from harness.data.synthetic.files import write_json, write_png
+from harness.data.synthetic.language import QA_KINDS, caption
+from harness.data.synthetic.mmlu import LETTERS, practice
+from harness.data.synthetic.scenes import random_scene
+from harness.data.synthetic.talk import chat_pairs, vicuna_questions
+
+TRAIN_SIZES = {
+    "small": {
+        "images": 2400,
+        "conv": 1000,
+        "detail": 600,
+        "complex": 900,
+        "mc_per_leaf": 168,
+        "chats": 800,
+        "text_mc": 240,
+    },
+    "medium": {
+        "images": 7200,
+        "conv": 3000,
+        "detail": 1800,
+        "complex": 2700,
+        "mc_per_leaf": 504,
+        "chats": 2400,
+        "text_mc": 720,
+    },
+}
+
+
+def _turn(human: str, gpt: str) -> list[dict[str, str]]:
+    return [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}]
+
+
+def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
+    sizes = TRAIN_SIZES[scale]
+    rng = random.Random(f"{seed}-train")
+    scenes = [random_scene(rng) for _ in range(sizes["images"])]
+    names = [f"train_{i:05d}.png" for i in range(len(scenes))]
+    for name, scene in zip(names, scenes, strict=True):
+        write_png(root / "images" / name, scene)
+    captions = [
+        {"id": name[:-4], "image": name, "conversations": _turn("<image>", caption(scene, rng))}
+        for name, scene in zip(names, scenes, strict=True)
+    ]
+    write_json(root / "stage1" / "captions.json", captions)
+
+    instruct = []
+    for kind in ("conv", "detail", "complex"):
+        for index in range(sizes[kind]):
+            image = rng.randrange(len(scenes))
+            qas = QA_KINDS[kind](scenes[image], rng)
+            picked = (
+                rng.sample(qas, min(len(qas), rng.randint(1, 3)))
+                if kind == "conv"
+                else [rng.choice(qas)]
+            )
+            turns = []
+            for turn, qa in enumerate(picked):
+                turns += _turn(("<image>\n" if turn == 0 else "") + qa.question, qa.answer)
+            instruct.append(
+                {"id": f"{kind}_{index:05d}", "image": names[image], "conversations": turns}
+            )
+    mc_rows = [row for leaf in LEAVES for row in balanced_choices(leaf, sizes["mc_per_leaf"], rng)]
+    for index, (scene, choice) in enumerate(mc_rows):
+        name = f"mc_{index:05d}.png"
+        write_png(root / "images" / name, scene)
+        instruct.append(
+            {
+                "id": f"mc_{index:05d}",
+                "image": name,
+                "conversations": _turn("<image>\n" + mmbench_prompt(choice), choice.answer),
+            }
+        )
+    rng.shuffle(instruct)
+    write_json(root / "stage2" / "llava_instruct.json", instruct)
+
+    held_out = {question for _, question, _ in vicuna_questions(seed)}
+    chats = []
+    for index in range(sizes["chats"]):
+        turns = []
+        for _ in range(rng.randint(1, 3)):
+            turns += _turn(*chat_pairs(rng, seed, held_out))
+        chats.append({"id": f"chat_{index:05d}", "conversations": turns})
+    for index, (_, (question, choices, answer)) in enumerate(
+        practice(seed, sizes["text_mc"], "chat")
+    ):
+        options = "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(choices))
+        prompt = f"{question}{options}\n{MMBENCH_INSTRUCTION}"
+        chats.append({"id": f"choice_{index:05d}", "conversations": _turn(prompt, LETTERS[answer])})
+    rng.shuffle(chats)
+    write_json(root / "stage2" / "sharegpt.json", chats)
+    return {
+        "images": len(scenes) + len(mc_rows),
+        "captions": len(captions),
+        "instruct": len(instruct),
+        "sharegpt": len(chats),
+    }
