@@ -61,8 +61,8 @@ def table4(runs: list[Entry], paper: list[Entry]) -> ReportTable | None:
     table.notes = provenance_notes(entries, ["llava-bench"] if with_score else [])
     table.notes.insert(
         0,
-        "GPU-h/node: stage-2 wall hours x GPUs / GPUs per node; "
-        "cost: the cell's total dollars (paper rows: GPU-h x $13.63)",
+        "GPU-h/node: stage-2 wall hours x GPUs / GPUs per node; cost: the cell's total dollars"
+        + (" (paper rows: GPU-h x $13.63)" if table.has_paper_rows else ""),
     )
     return table
 

@@ -70,29 +70,34 @@ def plot_pareto(runs: list[Entry], paper: list[Entry]) -> Figure | None:
 
 
 def plot_size(runs: list[Entry]) -> Figure | None:
+    """One line per method (and per other varying setting), rising with the model's size."""
     chosen = headline(runs)
     if chosen is None or not any("size" in e.axes for e in runs):
         return None
     bench, metric, ylabel = chosen
-    by_method: dict[str, list[tuple[float, float, str]]] = {}
+    series_axes = [a for a in label_axes(runs) if a not in ("size", "rank")]
+    series: dict[str, list[tuple[float, float]]] = {}
+    ticks: dict[float, str] = {}
     for e in sorted(runs, key=sort_key):
         y = e.score(bench, metric)
         if y is None or "size" not in e.axes:
             continue
         x = float(e.total_params or size_value(e.axes["size"]))
-        by_method.setdefault(str(e.axes.get("method", "-")), []).append((x, y, str(e.axes["size"])))
-    if not by_method:
+        ticks[x] = str(e.axes["size"])
+        name = cell_label(e, series_axes) if series_axes else str(e.axes.get("method", "-"))
+        series.setdefault(name, []).append((x, y))
+    if not series:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for method, pts in by_method.items():
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
-        for x, y, size in pts:
-            ax.annotate(size, (x, y), textcoords="offset points", xytext=(3, -10), fontsize=7)
+    for name, pts in series.items():
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
     ax.set_xscale("log")
+    ax.set_xticks(list(ticks), list(ticks.values()))
+    ax.minorticks_off()
     ax.set_xlabel("Model size (parameters)")
     ax.set_ylabel(ylabel)
     ax.set_title("Score vs model size, per method")
-    ax.legend(title="method", fontsize=7)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
 
@@ -112,7 +117,7 @@ def plot_costs(runs: list[Entry]) -> Figure | None:
     ax.set_xlabel("Cell")
     ax.set_ylabel("Cost (USD)")
     ax.set_title("Cost per cell by phase")
-    ax.tick_params(axis="x", labelrotation=30)
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

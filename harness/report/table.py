@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.report.entries import Entry, judge_text, protocol_text
 
-LEGEND = "* harness-own protocol (not the official one)   † judge is not a GPT-4 model"
+LEGEND = {"*": "* harness-own protocol (not the official one)", "†": "† judge is not a GPT-4 model"}
 
 
 @dataclass
@@ -86,7 +86,7 @@ def provenance_notes(entries: list[Entry], benchmarks: list[str]) -> list[str]:
     """Which judge and protocol produced the run's numbers, failures, and the marks' meaning."""
     notes: list[str] = []
     runs = [e for e in entries if e.source == "run"]
-    marked = False
+    used: set[str] = set()
     for bench in benchmarks:
         having = [e for e in runs if bench in e.scores]
         if not having:
@@ -105,7 +105,7 @@ def provenance_notes(entries: list[Entry], benchmarks: list[str]) -> list[str]:
             for text, n in groups.items()
         ]
         notes.append(f"{bench}: " + "; ".join(parts))
-        marked = marked or any(e.flags(bench) for e in having)
+        used |= {mark for e in having for mark in e.flags(bench)}
         for entry in having:
             failed = entry.n_failed.get(bench, 0)
             if failed:
@@ -116,8 +116,8 @@ def provenance_notes(entries: list[Entry], benchmarks: list[str]) -> list[str]:
                     f"{bench}: {failed} failed item(s) excluded in {entry.cell_id}"
                     + (f" ({reasons})" if reasons else "")
                 )
-    if marked:
-        notes.append(LEGEND)
+    if used:
+        notes.append("   ".join(text for mark, text in LEGEND.items() if mark in used))
     if any(e.cost_estimated for e in runs):
         notes.append("~ cost is the planner's estimate, not a measurement")
     paper_judges = sorted(

@@ -72,6 +72,15 @@ def to_rich(table: ReportTable, *, width: int, plain: bool) -> Table:
     return rich_table
 
 
+def table_renderables(table: ReportTable, *, width: int, plain: bool) -> list[RenderableType]:
+    """A table's title, the table, and its notes (judge, protocol, failures, marks)."""
+    dim = "" if plain else "dim"
+    out: list[RenderableType] = [Text(table.title, style="" if plain else "bold cyan")]
+    out.append(to_rich(table, width=width, plain=plain))
+    out += [Padding(Text(n, style=dim), (0, 0, 0, 2), expand=False) for n in table.notes]
+    return out
+
+
 def render(
     results: RunResults, *, width: int | None = None, with_paper: bool = False, plain: bool = False
 ) -> list[RenderableType]:
@@ -82,12 +91,7 @@ def render(
     out: list[RenderableType] = [Text(header, style="" if plain else "bold")]
     for table in build_tables(results, with_paper=with_paper):
         out.append(Text(""))
-        out.append(Text(table.title, style="" if plain else "bold cyan"))
-        out.append(to_rich(table, width=width, plain=plain))
-        for note in table.notes:
-            out.append(
-                Padding(Text(note, style="" if plain else "dim"), (0, 0, 0, 2), expand=False)
-            )
+        out += table_renderables(table, width=width, plain=plain)
     return out
 
 
