@@ -3,19 +3,18 @@
 One SQLite file in the store (WAL, so readers never block the writer), keyed by the sha256 of
 everything that determines a judgment: the judge snapshot, the messages, temperature,
 max_tokens, the repeat index `run` and the re-ask index `attempt` (so MM-Vet's five grading runs
-are five entries). Only successful responses are stored, with their token usage. Each thread
-(and each process after a fork) gets its own connection, so the cache is safe to share.
+are five entries). Only successful responses are stored, with their token usage. Every call
+opens its own short-lived connection, so threads and processes can share the file safely.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.protocols import JudgeRequest, JudgeResponse
@@ -55,19 +54,25 @@ class JudgeCache:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connection()  # create the schema now, so errors show up here
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        with self._connect() as conn:  # create the schema now, so errors show up here
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
             conn.execute(_SCHEMA)
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation, closed after it.
+
+        No connection outlives a call, so none is open when the process forks (SQLite's
+        locks do not survive a fork: a child writing beside a parent's open connection
+        loses rows).
+        """
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            yield conn
+        finally:
+            conn.close()
 
     def get_many(
         self, snapshot: str, requests: Sequence[JudgeRequest]
@@ -75,16 +80,16 @@ class JudgeCache:
         """The cached response for each request (marked cached=True), or None."""
         keys = [cache_key(snapshot, r) for r in requests]
         found: dict[str, tuple[str, int, int]] = {}
-        conn = self._connection()
-        for start in range(0, len(keys), 500):  # stay under SQLite's variable limit
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                "SELECT key, text, prompt_tokens, completion_tokens FROM judgments "
-                f"WHERE key IN ({marks})",
-                chunk,
-            )
-            found.update({key: (text, p, c) for key, text, p, c in rows})
+        with self._connect() as conn:
+            for start in range(0, len(keys), 500):  # stay under SQLite's variable limit
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT key, text, prompt_tokens, completion_tokens FROM judgments "
+                    f"WHERE key IN ({marks})",
+                    chunk,
+                )
+                found.update({key: (text, p, c) for key, text, p, c in rows})
         out: list[JudgeResponse | None] = []
         for request, key in zip(requests, keys, strict=True):
             hit = found.get(key)
@@ -119,21 +124,15 @@ class JudgeCache:
             if resp.ok and resp.text is not None
         ]
         if rows:
-            conn = self._connection()
-            with conn:  # one transaction
-                conn.execute("BEGIN IMMEDIATE")
+            with self._connect() as conn:
+                conn.execute("BEGIN IMMEDIATE")  # one transaction
                 conn.executemany("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?)", rows)
+                conn.execute("COMMIT")
         return len(rows)
 
     def put(self, snapshot: str, request: JudgeRequest, response: JudgeResponse) -> bool:
         return self.put_many(snapshot, [(request, response)]) == 1
 
     def __len__(self) -> int:
-        return self._connection().execute("SELECT COUNT(*) FROM judgments").fetchone()[0]
-
-    def close(self) -> None:
-        """Close this thread's connection (other threads close theirs when they end)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        with self._connect() as conn:
+            return conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0]

@@ -4,7 +4,9 @@ It answers POST /v1/chat/completions (and /chat/completions) on 127.0.0.1 with a
 response, after `latency_s`. Tests script failures per request: `plan[marker]` is a list of
 behaviours consumed one per call by requests whose last message contains `marker`:
 
-    "ok" | "429" | "500" | "503" | "401" | "timeout" | "malformed" | "nochoices"
+    "ok" | "429" | "500" | "503" | "401" | "401echo" | "timeout" | "malformed" | "nochoices"
+
+("401echo" puts the Authorization header in the error message, as careless servers do.)
 
 It records what a test needs to check: total requests, the most requests in flight at once,
 calls per marker, and whether every request carried the expected bearer key (the key itself is
@@ -126,6 +128,9 @@ class FakeChatServer:
                     self._send(int(behaviour), {"error": {"message": "server error"}})
                 elif behaviour == "401":
                     self._send(401, {"error": {"message": "invalid api key"}})
+                elif behaviour == "401echo":
+                    auth = self.headers.get("Authorization", "")
+                    self._send(401, {"error": {"message": f"invalid api key {auth}"}})
                 elif behaviour == "malformed":
                     self._send_raw(200, b'{"id": "x", "choices": [ {broken')
                 elif behaviour == "nochoices":
