@@ -84,3 +84,22 @@ def write_run(run_dir: Path, cells: list[CellResult], samples: dict | None = Non
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return run_dir
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run `harness ARGS` in process through the real entry point (exit codes included)."""
+    import sys
+
+    from harness.cli import main
+
+    saved = sys.argv
+    sys.argv = ["harness", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = saved
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
