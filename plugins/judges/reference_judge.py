@@ -23,6 +23,7 @@ the messages; a "choice" request without options fails (ok=False).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -94,6 +95,11 @@ def request_facts(request: JudgeRequest) -> dict[str, Any]:
     return facts
 
 
+def half_up(x: float) -> int:
+    """Round halves up (4.5 -> 5), unlike Python's round-half-even."""
+    return math.floor(x + 0.5 + 1e-9)
+
+
 def _required(facts: dict[str, Any], *keys: str) -> list[str]:
     missing = [k for k in keys if k not in facts]
     if missing:
@@ -105,7 +111,7 @@ def answer_pairwise(facts: dict[str, Any]) -> str:
     reference, answer = _required(facts, "reference", "answer")
     ref, ans = key_facts(reference), key_facts(answer)
     quality = f1(ref, ans) if ref else float(bool(ans))
-    score = 1 + round(9 * quality)
+    score = 1 + half_up(9 * quality)
     return (
         f"10 {score}\n"
         f"Assistant 2 states {len(ref & ans)} of the {len(ref)} key facts of Assistant 1 "
@@ -129,7 +135,7 @@ def correctness(reference: str, answer: str) -> float:
             else:  # a part made only of stop words: compare the text itself
                 scores.append(float(part.strip().lower() in answer.lower()))
         best = max(best, sum(scores) / len(scores))
-    return round(best, 1)
+    return half_up(best * 10) / 10
 
 
 def answer_correctness(facts: dict[str, Any]) -> str:
@@ -168,7 +174,7 @@ def answer_choice(facts: dict[str, Any]) -> str:
 
 def answer_generic(facts: dict[str, Any]) -> str:
     reference, answer = _required(facts, "reference", "answer")
-    return str(1 + round(9 * f1(key_facts(reference), key_facts(answer))))
+    return str(1 + half_up(9 * f1(key_facts(reference), key_facts(answer))))
 
 
 ANSWERERS = {
