@@ -116,3 +116,26 @@ def test_cells_pairs_and_unknown_cells(tmp_path, capsys):
     assert code == 2 and "no cell 'qlora'" in err
     code, out, _ = run_cli(["compare", str(run), str(run), "--cells", "lora=full"], capsys)
     assert code == 0 and "lora vs full" in out and "no samples" in out
+
+
+def test_pairwise_samples_use_the_ratio_statistic(tmp_path):
+    """Samples as the run writes them: per-run (reference, model) pairs under "parsed"."""
+
+    def lines(model_scores):
+        return [
+            {"id": str(i), "parsed": [[8, m], None], "score": [m, None]}
+            for i, m in enumerate(model_scores)
+        ]
+
+    llava = {"name": "openai", "snapshot": "gpt-4-0314", "official": True}
+    cell = CellResult(
+        id="c",
+        axes={},
+        spec_sha256="0",
+        benchmarks={"llava-bench": benchmark("llava-bench", 75.0, judge=llava)},
+    )
+    run_a = write_run(tmp_path / "a", [cell], {("c", "llava-bench"): lines([6] * 10)})
+    run_b = write_run(tmp_path / "b", [cell], {("c", "llava-bench"): lines([7] * 5 + [6] * 5)})
+    interval = compare_runs(run_a, run_b).rows[0].interval
+    assert interval.statistic == "ratio"
+    assert interval.estimate == pytest.approx(100 * (65 / 80 - 60 / 80))  # +6.25 points

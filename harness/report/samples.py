@@ -2,8 +2,8 @@
 
 Each line holds at least "id" and "score": a number, a list of numbers (one per judging run,
 averaged here), or null when the item failed (failed items are left out, never scored 0 here).
-An optional "reference" number (LLaVA-Bench and Vicuna-80 judge the reference answer too) lets
-the comparison use those benchmarks' own ratio-of-means statistic.
+LLaVA-Bench and Vicuna-80 judge the reference answer too: its score, from a "reference" field or
+from "parsed" (reference, model) pairs, lets the comparison use their ratio-of-means statistic.
 """
 
 from __future__ import annotations
@@ -36,6 +36,22 @@ def _mean(value: Any) -> float | None:
     return None
 
 
+def _pair_references(parsed: Any) -> list[float] | None:
+    """Reference scores from per-run (reference, model) pairs; None unless every run has one."""
+    if not isinstance(parsed, list) or not parsed:
+        return None
+    refs = []
+    for pair in parsed:
+        if pair is None:
+            continue
+        if not (
+            isinstance(pair, list) and len(pair) == 2 and all(_mean(v) is not None for v in pair)
+        ):
+            return None
+        refs.append(float(pair[0]))
+    return refs or None
+
+
 def samples_path(run_dir: Path, cell_id: str, benchmark: str) -> Path:
     return Path(run_dir) / "samples" / cell_id / f"{benchmark}.jsonl"
 
@@ -54,5 +70,6 @@ def read_item_scores(path: Path) -> dict[str, ItemScore] | None:
                 item_id = str(record["id"])
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise UserError(f"{path}:{line_no}: not a sample line with an 'id'") from None
-            items[item_id] = ItemScore(_mean(record.get("score")), _mean(record.get("reference")))
+            reference = record.get("reference", _pair_references(record.get("parsed")))
+            items[item_id] = ItemScore(_mean(record.get("score")), _mean(reference))
     return items

@@ -17,13 +17,21 @@ from harness.report.table import ReportTable
 from harness.results import RunResults
 
 DEFAULT_WIDTH = 100
+WRAP_TO = 24  # text columns may wrap to this width before the layout turns compact
 
 
-def natural_width(table: ReportTable, columns: list[str]) -> int:
+def natural_width(table: ReportTable, columns: list[str], *, wrap: bool = False) -> int:
+    """Width the table needs; with `wrap`, text columns may wrap down to WRAP_TO characters."""
     widths = [len(c) for c in columns]
-    for row in table.rows:
-        for i, value in enumerate(row.values):
-            widths[i] = max(widths[i], len(value.text))
+    for i in range(len(columns)):
+        for row in table.rows:
+            text = row.values[i].text
+            if wrap and not is_numeric_column(table, i):
+                longest_word = max((len(w) for w in text.split()), default=0)
+                needed = min(len(text), max(longest_word, WRAP_TO))
+            else:
+                needed = len(text)
+            widths[i] = max(widths[i], needed)
     return sum(widths) + 3 * len(widths) + 1
 
 
@@ -41,7 +49,7 @@ def to_rich(table: ReportTable, *, width: int, plain: bool) -> Table:
     columns = table.columns
     if natural_width(table, columns) > width:
         columns = table.short_columns
-    narrow = natural_width(table, columns) > width
+    narrow = natural_width(table, columns, wrap=True) > width
     keep = [i for i, name in enumerate(table.columns) if not (narrow and name == "Failed")]
     rich_table = Table(
         box=box.ASCII if plain else box.ROUNDED,
