@@ -45,6 +45,29 @@ class StepJob:
         plan = Plan.load(Path(self.run_dir))
         return run_step(plan, plan.step(self.step_id), get_plugins())
 
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """On preemption submitit requeues this same job; training resumes from its work folder."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self)
+
+
+def cluster_job() -> dict[str, str] | None:
+    """The cluster job running this step (job id, log path), when there is one."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    try:
+        from submitit import JobEnvironment
+
+        env = JobEnvironment()
+        return {
+            "job_id": str(env.job_id),
+            "log": str(env.paths.stdout),
+            "executor": os.environ["SUBMITIT_EXECUTOR"],
+        }
+    except Exception:
+        return None
+
 
 def run_step(plan, step, plugins) -> dict[str, Any]:
     """Run one step into the store; return its manifest. Plugin failures name the plugin."""
@@ -91,6 +114,7 @@ def run_step(plan, step, plugins) -> dict[str, Any]:
         "wall_s": wall,
         "versions": _versions(),
         "seed": plan.cells[step.cell].stage2.seed,
+        "cluster_job": cluster_job(),
         **fields,
     }
     store.finish(step.key, manifest)

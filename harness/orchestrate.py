@@ -145,10 +145,34 @@ def plan_command(opts: Options, as_json: bool) -> int:
     console.print(table)
     parts = [f"{k} {v['total']} ({v['done']} done)" for k, v in rows["steps"].items()]
     console.print("steps: " + ", ".join(parts), highlight=False)
+    _show_job_scripts(plan, plugins, console)
     for cell in rows["cells"]:
         for warning in cell["estimate"].get("warnings", []):
             console.print(f"[yellow]warning[/yellow] {cell['id']}: {warning}", highlight=False)
     return 0
+
+
+def _show_job_scripts(plan: Plan, plugins: Plugins, console: Console) -> None:
+    """For cluster executors: the job script of each distinct resource shape."""
+    executor = make_executor(plan, plugins)
+    if not hasattr(executor, "sbatch_script"):
+        return
+    from harness.runner import _resources
+
+    shown = set()
+    for step in plan.steps:
+        res = _resources(plan, step)
+        shape = repr(sorted(executor.parameters(res).items()))
+        if shape in shown:
+            continue
+        shown.add(shape)
+        console.print(f"# job script for {step.kind} steps like {step.id}", highlight=False)
+        console.print(
+            executor.sbatch_script(res, plan.run_dir / "slurm"),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _fmt(value: Any, digits: int) -> str:

@@ -75,6 +75,7 @@ def run_plan(
     ) as progress:
         task = progress.add_task("steps", total=len(plan.steps), completed=len(summary.reused))
         while pending or running:
+            launch = []
             for step in list(pending):
                 dep_states = [state.get(d) for d in step.deps]
                 if any(s in ("failed", "skipped") for s in dep_states):
@@ -83,18 +84,18 @@ def run_plan(
                     summary.skipped[step.id] = bad
                     pending.remove(step)
                     progress.advance(task)
-                elif all(s == "done" for s in dep_states) and len(running) < executor.capacity:
+                elif (
+                    all(s == "done" for s in dep_states)
+                    and len(running) + len(launch) < executor.capacity
+                ):
                     if spend_guard is not None and summary.stopped is None:
                         summary.stopped = spend_guard()
                     if summary.stopped:
                         break
                     pending.remove(step)
-                    progress.update(task, description=step.id)
-                    if not console.is_terminal:
-                        console.print(f"run  {step.id}", highlight=False, soft_wrap=True)
-                    running[step.id] = executor.submit(
-                        StepJob(str(plan.run_dir), step.id), resources=_resources(plan, step)
-                    )
+                    launch.append(step)
+            if launch:
+                _launch(plan, executor, launch, running, progress, task, console)
             if summary.stopped and not running:
                 break
             finished = [sid for sid, handle in running.items() if handle.done()]
@@ -112,6 +113,21 @@ def run_plan(
                     summary.failed[sid] = _one_line(exc)
                 progress.advance(task)
     return summary
+
+
+def _launch(plan, executor, steps, running, progress, task, console) -> None:
+    """Submit ready steps; executors that can (submit_batch) get them together (job arrays)."""
+    jobs = [(StepJob(str(plan.run_dir), s.id), _resources(plan, s)) for s in steps]
+    for step in steps:
+        progress.update(task, description=step.id)
+        if not console.is_terminal:
+            console.print(f"run  {step.id}", highlight=False, soft_wrap=True)
+    if hasattr(executor, "submit_batch") and len(jobs) > 1:
+        handles = executor.submit_batch(jobs)
+    else:
+        handles = [executor.submit(job, resources=res) for job, res in jobs]
+    for step, handle in zip(steps, handles, strict=True):
+        running[step.id] = handle
 
 
 def _resources(plan: Plan, step) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""The slurm executor: one submitit job per step, shaped by the cell (nodes, GPUs, time).
+
+Steps that become ready together with the same resource shape go out as one job array. A
+preempted job is requeued and resumes from its last checkpoint, because training steps keep
+their work folder in the store. `options.cluster = "local"` runs the same jobs through
+submitit's local executor (tests, a workstation); `"debug"` runs them in process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from harness.hookspecs import hookimpl
+from harness.specs import ExecutorSpec
+
+
+def default_partition_exists() -> bool | None:
+    """True when the cluster has a default partition, None when Slurm is not reachable."""
+    if shutil.which("sinfo") is None:
+        return None
+    out = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30)
+    return any(line.strip().endswith("*") for line in out.stdout.splitlines())
+
+
+class SlurmExecutor:
+    name = "slurm"
+
+    def __init__(self, spec: ExecutorSpec | None = None):
+        self.spec = spec or ExecutorSpec(name="slurm")
+        self.cluster = self.spec.options.get("cluster")  # None = slurm; "local"; "debug"
+        self.capacity = max(1, self.spec.max_parallel if self.spec.max_parallel > 1 else 256)
+        if self.cluster in (None, "slurm") and self.spec.partition is None:
+            if default_partition_exists() is False:
+                raise UserError(
+                    "this Slurm cluster has no default partition: set "
+                    "executor.partition in the experiment (or --config)"
+                )
+
+    def parameters(self, resources: dict[str, Any]) -> dict[str, Any]:
+        """submitit parameters for a step's resource shape."""
+        params: dict[str, Any] = {
+            "timeout_min": self.spec.time_limit_min,
+            "nodes": resources.get("nodes", 1),
+            "name": f"harness-{resources.get('kind', 'step')}",
+        }
+        gpus = (
+            resources.get("gpus_per_node", 0)
+            if resources.get("kind") in ("stage1", "stage2", "generate")
+            else 0
+        )
+        if gpus and resources.get("accelerator", "gpu") == "gpu":
+            params["gpus_per_node"] = gpus
+        if self.cluster in (None, "slurm"):
+            if self.spec.partition:
+                params["slurm_partition"] = self.spec.partition
+            if self.spec.account:
+                params["slurm_account"] = self.spec.account
+        return params
+
+    def _executor(self, folder: Path, params: dict[str, Any]):
+        import submitit
+
+        ex = submitit.AutoExecutor(folder=folder / "%j", cluster=self.cluster)
+        ex.update_parameters(
+            **{
+                k: v
+                for k, v in params.items()
+                if self.cluster in (None, "slurm") or not k.startswith("slurm")
+            }
+        )
+        return ex
+
+    def submit(self, job, resources: dict[str, Any]):
+        return self.submit_batch([(job, resources)])[0]
+
+    def submit_batch(self, jobs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
+        """Submit jobs; those of one resource shape go out together as one array."""
+        groups: dict[str, list[int]] = defaultdict(list)
+        params = [self.parameters(res) for _, res in jobs]
+        for index, p in enumerate(params):
+            groups[repr(sorted(p.items()))].append(index)
+        handles: list[Any] = [None] * len(jobs)
+        for indices in groups.values():
+            folder = Path(jobs[indices[0]][0].run_dir) / "slurm"
+            ex = self._executor(folder, params[indices[0]])
+            with ex.batch():
+                submitted = [ex.submit(jobs[i][0]) for i in indices]
+            for i, handle in zip(indices, submitted, strict=True):
+                handles[i] = handle
+        return handles
+
+    def sbatch_script(self, resources: dict[str, Any], folder: Path) -> str:
+        """The sbatch script a step with this shape would be submitted with."""
+        from submitit.slurm.slurm import _make_sbatch_string
+
+        p = self.parameters(resources)
+        return _make_sbatch_string(
+            command="python -u -m submitit.core._submit '%s'" % (folder / "%j"),
+            folder=folder / "%j",
+            job_name=p["name"],
+            partition=p.get("slurm_partition"),
+            account=p.get("slurm_account"),
+            time=p["timeout_min"],
+            nodes=p["nodes"],
+            gpus_per_node=p.get("gpus_per_node"),
+            ntasks_per_node=1,
+        )
+
+
+@hookimpl
+def register_executors(register):
+    register(SlurmExecutor)

@@ -1,0 +1,113 @@
+"""Executors: the slurm executor (through submitit's local cluster) gives the local results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import _core_fakes as fakes
+import pytest
+from harness_plugins.executors.slurm import SlurmExecutor
+
+from harness.errors import UserError
+from harness.experiment import Options
+from harness.orchestrate import run_command
+from harness.plugins import load_plugins, reset_plugins
+from harness.specs import ExecutorSpec
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _dist(target: Path) -> None:
+    dist = target / "harness_fakes-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-fakes\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[harness]\nfakes = _core_fakes\n")
+
+
+@pytest.mark.slow
+def test_slurm_executor_through_submitit_local_matches_local(tmp_path, monkeypatch):
+    _dist(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{TESTS}")
+    reset_plugins(load_plugins(extra=[fakes]))
+    (tmp_path / "reg.toml").write_text(fakes.REGISTRY)
+    config = tmp_path / "exp.toml"
+    config.write_text(
+        fakes.EXPERIMENT + '\nexecutor = { name = "slurm", max_parallel = 4, '
+        'options = { cluster = "local" } }\n'
+    )
+    local_config = tmp_path / "local.toml"
+    local_config.write_text(fakes.EXPERIMENT)
+    try:
+        common = {"matrix": ["lr=1e-4,2e-4"], "registry": tmp_path / "reg.toml"}
+        assert run_command(Options(config=config, out=tmp_path / "slurm", **common)) == 0
+        assert run_command(Options(config=local_config, out=tmp_path / "local", **common)) == 0
+    finally:
+        reset_plugins(None)
+    slurm = json.loads((tmp_path / "slurm" / "results.json").read_text())
+    local = json.loads((tmp_path / "local" / "results.json").read_text())
+    assert [c["benchmarks"] for c in slurm["cells"]] == [c["benchmarks"] for c in local["cells"]]
+    manifests = [
+        json.loads(p.read_text())
+        for p in (tmp_path / "slurm" / "store" / "steps").glob("*/manifest.json")
+    ]
+    assert len(manifests) == 2 + 4 * 4  # shared stage-1 steps + 4 steps per cell
+    jobs = [m["cluster_job"] for m in manifests]
+    assert all(j and j["job_id"] and j["executor"] == "local" for j in jobs)
+    assert all(Path(j["log"]).parent.parent == tmp_path / "slurm" / "slurm" for j in jobs)
+
+
+def test_job_shape_and_sbatch_script(tmp_path):
+    ex = SlurmExecutor(
+        ExecutorSpec(name="slurm", partition="a100", account="lab", time_limit_min=600)
+    )
+    params = ex.parameters({"kind": "stage2", "nodes": 4, "gpus_per_node": 8})
+    assert params == {
+        "timeout_min": 600,
+        "nodes": 4,
+        "name": "harness-stage2",
+        "gpus_per_node": 8,
+        "slurm_partition": "a100",
+        "slurm_account": "lab",
+    }
+    assert "gpus_per_node" not in ex.parameters({"kind": "judge", "nodes": 1, "gpus_per_node": 1})
+    script = ex.sbatch_script({"kind": "stage2", "nodes": 4, "gpus_per_node": 8}, tmp_path)
+    for line in (
+        "#SBATCH --partition=a100",
+        "#SBATCH --account=lab",
+        "#SBATCH --nodes=4",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --time=600",
+    ):
+        assert line in script
+
+
+def test_preempted_job_is_requeued_as_itself():
+    from harness.jobs import StepJob
+
+    job = StepJob("/runs/x", "stage2/cell")
+    again = job.checkpoint()
+    assert again.function == job
+
+
+def test_cluster_without_default_partition_is_refused_before_anything(tmp_path, monkeypatch):
+    sinfo = tmp_path / "sinfo"
+    sinfo.write_text("#!/bin/sh\necho gpu\necho cpu\n")
+    sinfo.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(UserError, match="no default partition"):
+        SlurmExecutor(ExecutorSpec(name="slurm"))
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "plan", "--executor", "slurm", "--matrix", "sizes=33b"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no default partition: set executor.partition" in result.stderr
+    sinfo.write_text("#!/bin/sh\necho gpu*\necho cpu\n")
+    SlurmExecutor(ExecutorSpec(name="slurm"))  # a default partition: accepted
