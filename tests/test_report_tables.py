@@ -74,6 +74,7 @@ def test_table4_rounding_and_units(tables):
     text = text_of(tables["table4"])
     assert "4.79" in text and "0.49B" in text and "5.80" in text  # two decimals for GPU-hours
     assert score_value(71.84).text == "71.8" and score_value(32.97, std=0.287).text == "33.0±0.3"
+    assert score_value(float("nan")).text == "-" and score_value(float("nan")).raw is None
     assert hours_value(4.6849).text == "4.68" and hours_value(1.3, estimated=True).text == "~1.30"
     assert params_value(260_000_000).text == "0.26B" and params_value(1_234_567).text == "1.23M"
 

@@ -3,6 +3,7 @@ render this one structure, so every format says the same thing (notes and marks 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ class ReportTable:
 
 def score_value(value: float | None, marks: str = "", std: float | None = None) -> Value:
     """Scores use the study's rounding: one decimal, with '±std' when judged more than once."""
-    if value is None:
+    if value is None or not math.isfinite(value):  # a benchmark with nothing scored gives NaN
         return Value("-", None)
     text = f"{value:.1f}"
     if std is not None:
