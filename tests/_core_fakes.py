@@ -23,6 +23,13 @@ def _ledger(event: str) -> None:
             fh.write(event + "\n")
 
 
+def _maybe_sleep() -> None:
+    if os.environ.get("FAKE_SLEEP"):
+        import time
+
+        time.sleep(float(os.environ["FAKE_SLEEP"]))
+
+
 def _maybe_fail(step: str) -> None:
     if os.environ.get("FAKE_FAIL") and os.environ["FAKE_FAIL"] in step:
         raise RuntimeError(f"injected failure in {step}")
@@ -48,6 +55,7 @@ class FakeBackend:
 
     def train(self, cell, stage, inputs, out_dir, log):
         _maybe_fail(f"{stage}/{cell.id}")
+        _maybe_sleep()
         _ledger(f"{stage} {cell.id}")
         bias = int(cell.stage2.lr * 1e4) % 5 + cell.model.size.hidden_size % 3
         (out_dir / "model.json").write_text(json.dumps({"bias": bias}))
