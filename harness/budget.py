@@ -20,6 +20,20 @@ def refuse_over_budget(plan: Any, budget_usd: float) -> None:
         )
 
 
+def refuse_out_of_memory(plan: Any) -> None:
+    """A cell the planner says cannot fit is refused before anything runs."""
+    from harness.planner import efficiencies, estimate_cell
+
+    eff = efficiencies()
+    for cid, cell in plan.cells.items():
+        estimate = estimate_cell(cell, eff)
+        if estimate.get("oom"):
+            raise UserError(
+                f"cell {cid} will not fit: {estimate['warnings'][0]}; nothing was "
+                "started (use more nodes, another ZeRO stage or QLoRA)"
+            )
+
+
 def measured_usd(plan: Any) -> float:
     """Dollars spent so far by the plan's finished steps (GPU time at the cell's price)."""
     store = plan.store

@@ -50,6 +50,8 @@ AXES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "epochs": ((), _num(float)),
     "steps": (("max_steps",), _num(int)),
     "batch": (("global_batch",), _num(int)),
+    "zero": (("zero_stage",), _num(int)),
+    "nodes": ((), _num(int)),
     "seed": (("seeds",), _num(int)),
     "beam": (("beams",), _num(int)),
     "runs": ((), _num(int)),
@@ -182,6 +184,8 @@ def resolve_cell(
         "epochs": point.get("epochs"),
         "max_steps": point.get("steps"),
         "global_batch": point.get("batch"),
+        "zero_stage": point.get("zero"),
+        "nodes": point.get("nodes"),
     }
     stage2 = _train_spec(
         [
@@ -211,12 +215,17 @@ def resolve_cell(
         stage2=stage2,
         evals=evals,
         judge=JudgeSpec.model_validate(judge.model_dump()),
-        hardware=registry.hw(
-            point.get("hardware")
-            or exp.hardware
-            or ("cpu" if size.tiny is not None else "a100-80g")
-        ),
+        hardware=_hardware(registry, point, exp, size, stage2),
     )
+
+
+def _hardware(
+    registry: Registry, point: dict[str, Any], exp: ExperimentSpec, size: Any, stage2: TrainSpec
+) -> Any:
+    """The cell's hardware: axis, experiment, or by size (CPU for tiny); nodes from stage 2."""
+    name = point.get("hardware") or exp.hardware or ("cpu" if size.tiny is not None else "a100-80g")
+    hw = registry.hw(name)
+    return hw.model_copy(update={"nodes": stage2.nodes}) if stage2.nodes else hw
 
 
 def _eval_spec(

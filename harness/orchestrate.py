@@ -66,10 +66,11 @@ def run_command(opts: Options) -> int:
     plugins = get_plugins()
     plan = build_plan(opts, plugins)
     console = Console()
+    from harness.budget import refuse_out_of_memory, refuse_over_budget
+
+    refuse_out_of_memory(plan)
     budget = plan.experiment.get("budget_usd")
     if budget is not None:
-        from harness.budget import refuse_over_budget
-
         refuse_over_budget(plan, budget)
     return execute(plan, plugins, console)
 

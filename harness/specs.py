@@ -116,6 +116,7 @@ class TrainSpec(Spec):
     lora_dropout: float = 0.05
     quantization: QuantSpec | None = None
     zero_stage: Literal[0, 1, 2, 3] | None = None
+    nodes: int | None = None  # nodes this stage trains on (None = the hardware's)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     gradient_checkpointing: bool = False
     checkpoint: str | None = None  # an existing model to evaluate (method "checkpoint")
