@@ -5,10 +5,18 @@ answer equally often and a model that always says one letter scores exactly chan
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.data.synthetic.scenes import COLORS, CORNERS, REGIONS, WORDS, Scene, random_scene
+from harness.data.synthetic.scenes import (
+    COLORS,
+    CORNERS,
+    KINDS,
+    REGIONS,
+    WORDS,
+    Scene,
+    random_scene,
+)
 
 LETTERS = "ABCD"
 MMBENCH_INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -168,16 +176,23 @@ LEAVES: tuple[Leaf, ...] = (
 )
 
 
-def balanced_choices(leaf: Leaf, count: int, rng: random.Random) -> list[tuple[Scene, Choice]]:
-    """`count` questions of one leaf (a multiple of its option count), letters dealt evenly."""
+def balanced_choices(
+    leaf: Leaf, count: int, rng: random.Random, pool: Sequence[Scene] = ()
+) -> list[tuple[Scene, Choice]]:
+    """`count` questions of one leaf (a multiple of its option count), letters dealt evenly;
+    scenes come from `pool` when given (so training reuses its images), else are drawn."""
     if count % leaf.options:
         raise ValueError(f"{leaf.name}: {count} is not a multiple of {leaf.options} options")
     letters = [LETTERS[i % leaf.options] for i in range(count)]
     rng.shuffle(letters)
+    by_kind = {kind: [scene for scene in pool if scene.kind == kind] for kind in KINDS}
     out = []
     for letter in letters:
-        while (asked := leaf.ask(scene := random_scene(rng, leaf.kind), rng)) is None:
-            pass
+        while True:
+            kind = leaf.kind or rng.choice(KINDS)
+            scene = rng.choice(by_kind[kind]) if by_kind[kind] else random_scene(rng, kind)
+            if (asked := leaf.ask(scene, rng)) is not None:
+                break
         question, right, wrongs, hint = asked
         rng.shuffle(wrongs)
         options = list(wrongs)

@@ -110,7 +110,7 @@ def write_mmlu(root: Path, seed: int, scale: str) -> int:
     card = "---\nconfigs:\n" + "".join(
         f"- config_name: {name}\n  data_files:\n"
         + "".join(
-            f"  - split: {split}\n    path: {folder}/{split}-*\n"
+            f'  - split: {split}\n    path: "{folder}/{split}-*"\n'
             for split in ("test", "validation", "dev")
         )
         for name, folder in configs

@@ -128,7 +128,7 @@ def render(scene: Scene, size: int = IMAGE_SIZE) -> Image.Image:
 def png_bytes(image: Image.Image) -> bytes:
     """PNG with fixed encoder settings and no metadata, so a seed gives identical bytes."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=6, optimize=False)
+    image.save(buffer, format="PNG", compress_level=1, optimize=False)
     return buffer.getvalue()
 
 

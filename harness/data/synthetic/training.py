@@ -73,17 +73,19 @@ def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
             instruct.append(
                 {"id": f"{kind}_{index:05d}", "image": names[image], "conversations": turns}
             )
-    mc_rows = [row for leaf in LEAVES for row in balanced_choices(leaf, sizes["mc_per_leaf"], rng)]
-    for index, (scene, choice) in enumerate(mc_rows):
-        name = f"mc_{index:05d}.png"
-        write_png(root / "images" / name, scene)
-        instruct.append(
-            {
-                "id": f"mc_{index:05d}",
-                "image": name,
-                "conversations": _turn("<image>\n" + mmbench_prompt(choice), choice.answer),
-            }
-        )
+    image_of = {scene: name for name, scene in zip(names, scenes, strict=True)}
+    for leaf in LEAVES:
+        for index, (scene, choice) in enumerate(
+            balanced_choices(leaf, sizes["mc_per_leaf"], rng, pool=scenes)
+        ):
+            prompt = "<image>\n" + mmbench_prompt(choice)
+            instruct.append(
+                {
+                    "id": f"mc_{leaf.name}_{index:05d}",
+                    "image": image_of[scene],
+                    "conversations": _turn(prompt, choice.answer),
+                }
+            )
     rng.shuffle(instruct)
     write_json(root / "stage2" / "llava_instruct.json", instruct)
 
@@ -103,7 +105,7 @@ def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
     rng.shuffle(chats)
     write_json(root / "stage2" / "sharegpt.json", chats)
     return {
-        "images": len(scenes) + len(mc_rows),
+        "images": len(scenes),
         "captions": len(captions),
         "instruct": len(instruct),
         "sharegpt": len(chats),
