@@ -1,0 +1,197 @@
+"""The generation engine: batched greedy / beam search with left padding, one image encoding per
+distinct image, and log-likelihood scoring of multiple-choice continuations.
+
+Prompts are rendered through harness.model.templates (a vicuna_v1 user turn followed by
+"ASSISTANT:"), or fed as they are with template "raw". Image features are computed once per image
+path and scattered into the `<image>` positions of the prompt embeddings, so MMBench's rotations
+and several LLaVA-Bench questions on one image cost one tower forward.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from harness.errors import UserError
+from harness.protocols import GenerationRequest, LoglikRequest, ModelOutput
+
+Progress = Callable[[int, int], None]
+
+
+def _parts(bundle: Any) -> tuple[Any, Any, Any]:
+    return bundle.model, bundle.tokenizer, getattr(bundle, "image_processor", None)
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _float_dtype(model: Any) -> torch.dtype:
+    return next(p.dtype for p in model.parameters() if p.is_floating_point())
+
+
+class ImageFeatures:
+    """Projected image features keyed by image path: the tower runs once per distinct image."""
+
+    def __init__(self, model: Any, image_processor: Any):
+        self.model, self.processor = model, image_processor
+        self.cache: dict[str, torch.Tensor] = {}
+        self.encoded = 0  # images through the tower (tests and benchmarks read it)
+
+    def ensure(self, requests: Sequence[GenerationRequest]) -> None:
+        from harness.model.collate import open_image
+
+        todo: dict[str, str] = {}
+        for req in requests:
+            if req.image and req.image not in self.cache:
+                todo.setdefault(req.image, req.id)
+        if not todo:
+            return
+        if self.processor is None:
+            first = next(iter(todo.values()))
+            raise UserError(f"request {first}: this model has no image processor (language-only)")
+        images = [open_image(path, rid) for path, rid in todo.items()]
+        pixels = self.processor(images, return_tensors="pt")["pixel_values"]
+        pixels = pixels.to(_device(self.model), _float_dtype(self.model))
+        with torch.no_grad():
+            out = self.model.get_image_features(pixel_values=pixels, return_dict=True)
+        features = out.pooler_output if hasattr(out, "pooler_output") else out
+        for path, feature in zip(todo, features, strict=True):
+            self.cache[path] = feature.reshape(-1, feature.shape[-1])
+        self.encoded += len(todo)
+
+    def n_tokens(self, path: str) -> int:
+        return self.cache[path].shape[0]
+
+
+def prompt_token_ids(tokenizer: Any, req: GenerationRequest, image_tokens: int) -> list[int]:
+    """The prompt's ids: a vicuna_v1 generation prompt (images expanded) or the raw text."""
+    if req.template == "raw":
+        from harness.model.templates import IMAGE_TOKEN, image_token_id
+
+        ids = tokenizer(req.prompt, add_special_tokens=True)["input_ids"]
+        if IMAGE_TOKEN not in req.prompt:
+            return list(ids)
+        image_id = image_token_id(tokenizer)
+        return [t for tok in ids for t in [tok] * (image_tokens if tok == image_id else 1)]
+    from harness.model.templates import prompt_ids
+
+    messages = [{"from": "human", "value": req.prompt}]
+    return prompt_ids(messages, tokenizer, req.template, image_tokens)
+
+
+def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
+def _generate_batch(
+    bundle: Any, features: ImageFeatures | None, batch: list[GenerationRequest]
+) -> list[ModelOutput]:
+    model, tokenizer, _ = _parts(bundle)
+    device = _device(model)
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    started = time.perf_counter()
+    rows = []
+    for req in batch:
+        n_image = features.n_tokens(req.image) if (features and req.image) else 0
+        if req.image and "<image>" not in req.prompt:
+            raise UserError(f"request {req.id}: has an image but no <image> in its prompt")
+        rows.append(prompt_token_ids(tokenizer, req, n_image))
+    ids, mask = _left_pad(rows, pad_id)
+    ids, mask = ids.to(device), mask.to(device)
+    first = batch[0]
+    kwargs: dict[str, Any] = {
+        "attention_mask": mask,
+        "max_new_tokens": first.max_new_tokens,
+        "num_beams": first.num_beams,
+        "do_sample": first.temperature > 0,
+        "pad_token_id": pad_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if first.temperature > 0:
+        kwargs["temperature"] = first.temperature
+        torch.manual_seed(0)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    with torch.no_grad():
+        if any(req.image for req in batch):
+            embeds = model.get_input_embeddings()(ids)
+            image_id = model.config.image_token_id
+            for i, req in enumerate(batch):
+                if req.image:
+                    positions = (ids[i] == image_id).nonzero(as_tuple=True)[0]
+                    embeds[i, positions] = features.cache[req.image].to(embeds.dtype)
+            out = model.generate(inputs_embeds=embeds, **kwargs)
+            new_tokens = out  # with inputs_embeds only the new tokens come back
+        else:
+            out = model.generate(input_ids=ids, **kwargs)
+            new_tokens = out[:, ids.shape[1] :]
+    per_item = (time.perf_counter() - started) / len(batch)
+    outputs = []
+    for req, row in zip(batch, new_tokens.tolist(), strict=True):
+        if tokenizer.eos_token_id in row:
+            row = row[: row.index(tokenizer.eos_token_id)]
+        while row and row[-1] == pad_id:
+            row = row[:-1]
+        text = tokenizer.decode(row, skip_special_tokens=True).strip()
+        outputs.append(ModelOutput(id=req.id, text=text, n_tokens=len(row), seconds=per_item))
+    return outputs
+
+
+def generate(
+    bundle: Any,
+    requests: Sequence[GenerationRequest],
+    batch_size: int,
+    progress: Progress | None = None,
+    features: ImageFeatures | None = None,
+) -> dict[str, ModelOutput]:
+    """Answer generation requests in batches of like settings, longest prompts first."""
+    model, _, processor = _parts(bundle)
+    features = features or ImageFeatures(model, processor)
+    features.ensure(requests)
+    groups: dict[tuple, list[GenerationRequest]] = {}
+    for req in requests:
+        groups.setdefault((req.num_beams, req.max_new_tokens, req.temperature), []).append(req)
+    results: dict[str, ModelOutput] = {}
+    for group in groups.values():
+        group = sorted(group, key=lambda r: (-len(r.prompt), r.id))
+        for start in range(0, len(group), max(1, batch_size)):
+            for out in _generate_batch(bundle, features, group[start : start + batch_size]):
+                results[out.id] = out
+            if progress:
+                progress(len(results), len(requests))
+    return results
+
+
+def run_requests(
+    bundle: Any,
+    requests: Sequence[GenerationRequest | LoglikRequest],
+    batch_size: int = 16,
+    progress: Progress | None = None,
+) -> dict[str, ModelOutput]:
+    """Every request's ModelOutput, keyed by request id (the protocol's single entry point)."""
+    from harness.eval.loglik import score_logliks
+
+    model = bundle.model
+    was_training = model.training
+    model.eval()
+    try:
+        gen = [r for r in requests if isinstance(r, GenerationRequest)]
+        lik = [r for r in requests if isinstance(r, LoglikRequest)]
+        results = generate(bundle, gen, batch_size, progress) if gen else {}
+        if lik:
+            results.update(score_logliks(bundle, lik, batch_size, progress))
+    finally:
+        model.train(was_training)
+    return results

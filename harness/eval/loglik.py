@@ -1,0 +1,105 @@
+"""Log-likelihood of continuations after a context, tokenized as lm-evaluation-harness does.
+
+Context and continuation are encoded without special tokens (lm-eval's default for causal LMs),
+trailing spaces of the context move to the continuation, and the continuation's tokens are
+`encode(context + continuation)[len(encode(context)):]`. When every continuation of a request is
+one token (MMLU's " A".." D"), one forward over the context scores them all; otherwise each
+continuation gets its own exact forward. Batches are right-padded, so padding never changes a
+logit under the causal mask.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from harness.protocols import LoglikRequest, ModelOutput
+
+
+def split_tokens(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        continuation = context[-spaces:] + continuation
+        context = context[:-spaces]
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    return list(whole[: len(context_ids)]), list(whole[len(context_ids) :])
+
+
+def _forward_logprobs(
+    model: Any, rows: list[list[int]], pad_id: int, wanted: list[list[int]]
+) -> list[torch.Tensor]:
+    """Log-probabilities (over the vocabulary) at the wanted positions of each right-padded row."""
+    device = next(model.parameters()).device
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    with torch.no_grad():
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    return [
+        torch.log_softmax(logits[i, positions].float(), dim=-1).cpu()
+        for i, positions in enumerate(wanted)
+    ]
+
+
+def score_logliks(
+    bundle: Any,
+    requests: Sequence[LoglikRequest],
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, ModelOutput]:
+    model, tokenizer = bundle.model, bundle.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    shared, separate = [], []  # (request, context ids, [continuation ids])
+    for req in requests:
+        pieces = [split_tokens(tokenizer, req.context, c) for c in req.continuations]
+        contexts = {tuple(ctx) for ctx, _ in pieces}
+        conts = [cont for _, cont in pieces]
+        if len(contexts) == 1 and all(len(c) == 1 for c in conts) and pieces[0][0]:
+            shared.append((req, pieces[0][0], conts))
+        else:
+            separate.append((req, pieces))
+    results: dict[str, ModelOutput] = {}
+    shared.sort(key=lambda x: -len(x[1]))
+    for start in range(0, len(shared), max(1, batch_size)):
+        batch = shared[start : start + batch_size]
+        began = time.perf_counter()
+        rows = [ctx for _, ctx, _ in batch]
+        logprobs = _forward_logprobs(model, rows, pad_id, [[len(r) - 1] for r in rows])
+        per_item = (time.perf_counter() - began) / len(batch)
+        for (req, ctx, conts), lp in zip(batch, logprobs, strict=True):
+            values = [float(lp[0, c[0]]) for c in conts]
+            results[req.id] = ModelOutput(
+                id=req.id, logliks=values, n_tokens=len(ctx), seconds=per_item
+            )
+        if progress:
+            progress(len(results), len(requests))
+    for req, pieces in separate:
+        began = time.perf_counter()
+        rows, wanted = [], []
+        for ctx, cont in pieces:
+            if not ctx:  # an empty context is scored after the BOS token, as lm-eval does
+                ctx = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else pad_id]
+            rows.append(ctx + cont)
+            wanted.append(list(range(len(ctx) - 1, len(ctx) + len(cont) - 1)))
+        values = []
+        for start in range(0, len(rows), max(1, batch_size)):
+            chunk = slice(start, start + batch_size)
+            lps = _forward_logprobs(model, rows[chunk], pad_id, wanted[chunk])
+            for (_, cont), lp in zip(pieces[chunk], lps, strict=True):
+                values.append(float(sum(lp[j, t] for j, t in enumerate(cont))))
+        results[req.id] = ModelOutput(
+            id=req.id,
+            logliks=values,
+            n_tokens=max(len(r) for r in rows),
+            seconds=time.perf_counter() - began,
+        )
+        if progress:
+            progress(len(results), len(requests))
+    return results
