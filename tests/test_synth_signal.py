@@ -16,6 +16,7 @@ from _synth_fixtures import shared_world
 
 from harness.data.synthetic import LABEL_CLASSES, pretrain_text, tower_samples
 from harness.data.synthetic.choices import LEAVES, LETTERS, balanced_choices
+from harness.data.synthetic.drills import drills
 from harness.data.synthetic.facts import all_facts
 from harness.data.synthetic.mmlu import render_item, splits
 from harness.data.synthetic.scenes import CORNERS, REGIONS, WORDS
@@ -151,3 +152,11 @@ def test_tower_samples_have_labels_for_every_key() -> None:
     assert len(set(labels["kind"])) == 3 and len(set(labels["count"])) >= 4
     again, labels_again = tower_samples(64, 32, seed=3)
     assert labels_again == labels and again[5].tobytes() == images[5].tobytes()
+
+
+def test_letter_lookup_drills_point_at_their_target() -> None:
+    items = drills(0, 40, "test")
+    assert Counter(answer for _, _, answer in items) == {0: 10, 1: 10, 2: 10, 3: 10}
+    for question, options, answer in items:
+        assert question == f'Which option says "{options[answer]}"?'
+        assert len(set(options)) == 4

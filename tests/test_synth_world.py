@@ -37,7 +37,7 @@ def test_same_seed_gives_byte_identical_files(synth_world: Path, tmp_path: Path)
 def test_world_counts_are_pinned(synth_world: Path) -> None:
     manifest = json.loads((synth_world / "world.json").read_text())
     assert manifest["counts"] == {
-        "captions": 2400, "images": 2400, "instruct": 4348, "sharegpt": 1040,
+        "captions": 2400, "images": 2400, "instruct": 4348, "sharegpt": 1440,
         "llava-bench": 60, "mm-vet": 80, "mmbench": 132, "vicuna-80": 80, "mmlu": 200,
     }  # fmt: skip
 

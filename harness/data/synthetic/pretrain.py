@@ -9,9 +9,10 @@ from functools import lru_cache
 
 from PIL import Image
 
+from harness.data.synthetic.drills import drills, mmbench_text
 from harness.data.synthetic.facts import all_facts
 from harness.data.synthetic.language import QA_KINDS, caption, description
-from harness.data.synthetic.mmlu import header, practice, render_item
+from harness.data.synthetic.mmlu import LETTERS, header, practice, render_item
 from harness.data.synthetic.scenes import LABEL_CLASSES, random_scene, render, scene_labels
 from harness.data.synthetic.talk import chat_pairs, vicuna_questions
 
@@ -21,6 +22,7 @@ PRETRAIN_SIZES = {
     "dialogues": 1500,
     "chats": 1500,
     "practice_blocks": 300,
+    "drills": 1200,
 }
 
 
@@ -56,6 +58,12 @@ def _pretrain_text(seed: int) -> tuple[str, ...]:
         for i in range(0, len(items), 4):
             block = "\n\n".join(render_item(item, with_answer=True) for item in items[i : i + 4])
             docs.append(header(subject) + block)
+    lookups = drills(seed, 2 * PRETRAIN_SIZES["drills"], "pretrain")
+    for i in range(0, PRETRAIN_SIZES["drills"], 4):
+        block = "\n\n".join(render_item(item, with_answer=True) for item in lookups[i : i + 4])
+        docs.append(header("matching options") + block)
+    for item in lookups[PRETRAIN_SIZES["drills"] :]:
+        docs.append(f"USER: {mmbench_text(item)} ASSISTANT: {LETTERS[item[2]]}")
     rng.shuffle(docs)
     return tuple(docs)
 

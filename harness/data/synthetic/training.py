@@ -8,10 +8,10 @@ from pathlib import Path
 
 from harness.data.synthetic.choices import (
     LEAVES,
-    MMBENCH_INSTRUCTION,
     balanced_choices,
     mmbench_prompt,
 )
+from harness.data.synthetic.drills import drills, mmbench_text
 from harness.data.synthetic.files import write_json, write_png
 from harness.data.synthetic.language import QA_KINDS, caption
 from harness.data.synthetic.mmlu import LETTERS, practice
@@ -27,6 +27,7 @@ TRAIN_SIZES = {
         "mc_per_leaf": 168,
         "chats": 800,
         "text_mc": 240,
+        "drills": 400,
     },
     "medium": {
         "images": 7200,
@@ -36,6 +37,7 @@ TRAIN_SIZES = {
         "mc_per_leaf": 504,
         "chats": 2400,
         "text_mc": 720,
+        "drills": 1200,
     },
 }
 
@@ -96,12 +98,11 @@ def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
         for _ in range(rng.randint(1, 3)):
             turns += _turn(*chat_pairs(rng, seed, held_out))
         chats.append({"id": f"chat_{index:05d}", "conversations": turns})
-    for index, (_, (question, choices, answer)) in enumerate(
-        practice(seed, sizes["text_mc"], "chat")
-    ):
-        options = "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(choices))
-        prompt = f"{question}{options}\n{MMBENCH_INSTRUCTION}"
-        chats.append({"id": f"choice_{index:05d}", "conversations": _turn(prompt, LETTERS[answer])})
+    text_items = [item for _, item in practice(seed, sizes["text_mc"], "chat")]
+    text_items += drills(seed, sizes["drills"], "chat")
+    for index, item in enumerate(text_items):
+        turns = _turn(mmbench_text(item), LETTERS[item[2]])
+        chats.append({"id": f"choice_{index:05d}", "conversations": turns})
     rng.shuffle(chats)
     write_json(root / "stage2" / "sharegpt.json", chats)
     return {
