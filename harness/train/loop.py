@@ -1,0 +1,226 @@
+"""One training stage on the HF Trainer: arguments from a TrainSpec, measurement, checkpoints.
+
+The Trainer runs the optimizer (torch AdamW, also under DeepSpeed ZeRO), the paper's schedule
+(linear warm-up over warmup_ratio, then linear decay), gradient accumulation and checkpointing;
+this module adds LLaVA's modality-grouped sampling, the meter, resume from the last checkpoint
+of the same folder, and a consolidated model after ZeRO-3.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.specs import TrainSpec
+from harness.train.measure import Meter
+from harness.train.settings import batch_plan, planned_steps, resolve_precision, warmup_steps
+
+CHECKPOINTS = "checkpoints"
+CHECKPOINTS_PER_STAGE = 5  # saves spread over the stage; only the last one is kept
+
+
+@dataclass
+class StageRun:
+    """Everything one stage needs besides the model's own code."""
+
+    model: Any
+    samples: Sequence[Any]
+    collator: Callable[[Sequence[Any]], dict]
+    train: TrainSpec
+    out_dir: Path
+    log: Callable[[str], None]
+    gpus: int = 0  # devices per process group; 0 = CPU
+    deepspeed: dict | None = None
+    group_by_modality: bool = False
+
+
+@dataclass
+class Outcome:
+    trainer: Any
+    meter: Meter
+    steps: int
+    resumed_from: str | None
+
+
+class _Samples:
+    """The stage's samples as a map-style dataset (the collator encodes them)."""
+
+    def __init__(self, samples: Sequence[Any]):
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.samples[index]
+
+
+def _trainer_class() -> type:
+    from transformers import Trainer, TrainerCallback
+
+    class MeteredTrainer(Trainer):
+        """The HF Trainer, counting every micro batch and optionally LLaVA's sampler."""
+
+        def __init__(self, *args: Any, meter: Meter, sampler: Any = None, **kwargs: Any):
+            self.meter, self._sampler = meter, sampler
+            super().__init__(*args, **kwargs)
+
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            return self._sampler or super()._get_train_sampler(train_dataset)
+
+        def training_step(self, model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
+            self.meter.count(inputs)
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    class MeterCallback(TrainerCallback):
+        """Losses per optimizer step, progress lines, meter totals saved with checkpoints."""
+
+        def __init__(self, meter: Meter, log: Callable[[str], None], every: int):
+            self.meter, self.log, self.every = meter, log, every
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any):
+            if logs and "loss" in logs:
+                self.meter.totals.losses.append(float(logs["loss"]))
+                step = state.global_step
+                if step == 1 or step % self.every == 0 or step == state.max_steps:
+                    self.log(f"step {step}/{state.max_steps} loss {float(logs['loss']):.4f}")
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir() and state.is_world_process_zero:
+                self.meter.save(folder)
+
+    MeteredTrainer.MeterCallback = MeterCallback
+    return MeteredTrainer
+
+
+def last_checkpoint(out_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(out_dir) / CHECKPOINTS
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def single_process_env() -> None:
+    """DeepSpeed outside a launcher needs a one-process world described in the environment."""
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+
+
+def training_arguments(run: StageRun, steps: int) -> Any:
+    from transformers import TrainingArguments
+
+    train = run.train
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    plan = batch_plan(train, world)
+    precision = resolve_precision(train, run.gpus)
+    on_cpu = run.gpus == 0
+    if run.deepspeed is not None:
+        single_process_env()
+    return TrainingArguments(
+        output_dir=str(Path(run.out_dir) / CHECKPOINTS),
+        per_device_train_batch_size=plan.micro,
+        gradient_accumulation_steps=plan.accumulation,
+        max_steps=steps,
+        learning_rate=train.lr,
+        lr_scheduler_type=train.schedule,
+        warmup_steps=warmup_steps(train, steps),
+        weight_decay=train.weight_decay,
+        max_grad_norm=1.0,
+        optim="adamw_torch" if on_cpu else "adamw_torch_fused",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=train.gradient_checkpointing,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=max(1, -(-steps // CHECKPOINTS_PER_STAGE)),
+        save_total_limit=1,
+        seed=train.seed,
+        data_seed=train.seed,
+        report_to=[],
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=not on_cpu,
+        use_cpu=on_cpu and run.deepspeed is None,
+        deepspeed=copy.deepcopy(run.deepspeed) if run.deepspeed is not None else None,
+    )
+
+
+def run_stage(run: StageRun) -> Outcome:
+    """Train `run.model` in place; resume from the last checkpoint under out_dir/checkpoints."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    plan = batch_plan(run.train, world)
+    steps = planned_steps(run.train, len(run.samples), plan)
+    args = training_arguments(run, steps)
+    meter = Meter()
+    sampler = None
+    if run.group_by_modality:
+        from harness.data.sampler import ModalityLengthGroupedSampler
+
+        sampler = ModalityLengthGroupedSampler(
+            run.samples, plan.micro, world_size=world, seed=run.train.seed
+        )
+    cls = _trainer_class()
+    trainer = cls(
+        model=run.model,
+        args=args,
+        train_dataset=_Samples(run.samples),
+        data_collator=run.collator,
+        callbacks=[cls.MeterCallback(meter, run.log, max(1, steps // 10))],
+        meter=meter,
+        sampler=sampler,
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # progress goes through `log`, not stdout
+    resume = last_checkpoint(run.out_dir)
+    if resume:
+        meter.restore(Path(resume))
+        run.log(f"resuming from {resume}")
+    run.log(
+        f"{len(run.samples)} samples, {steps} steps of {plan.global_batch} "
+        f"({plan.world} x {plan.micro} x {plan.accumulation}), lr {run.train.lr}"
+    )
+    meter.start()
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    finally:
+        meter.stop()
+    return Outcome(trainer, meter, trainer.state.global_step, resume)
+
+
+def consolidate(outcome: Outcome) -> None:
+    """Under ZeRO-3 the module's parameters are shards: gather them back into the module."""
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    trainer = outcome.trainer
+    if not (trainer.is_deepspeed_enabled and is_deepspeed_zero3_enabled()):
+        return
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    for name, param in trainer.model.named_parameters():
+        if name in state:
+            param.data = state[name].to(param.device)
+
+
+def finish(outcome: Outcome, out_dir: Path) -> None:
+    """Forget DeepSpeed's process-wide settings and drop the checkpoints of a finished stage."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    shutil.rmtree(Path(out_dir) / CHECKPOINTS, ignore_errors=True)

@@ -1,0 +1,70 @@
+"""QLoRA: the LoRA backend over a 4-bit NF4 double-quantized LLM, trained under ZeRO-2.
+
+Only the quantization differs from LoRA: the vision tower, projector and lm_head stay
+unquantized (harness.model skips them), and ZeRO-3 is refused (it breaks with 4-bit weights).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness_plugins.backends.lora import LoRA
+
+from harness.errors import UserError
+from harness.hookspecs import hookimpl
+from harness.specs import HardwareSpec, ModelSpec, QuantSpec, TrainSpec
+
+
+def check_bitsandbytes() -> None:
+    """Fail before loading anything when bitsandbytes cannot quantize on this machine."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        import bitsandbytes.functional as bnb_functional
+    except Exception as exc:  # noqa: BLE001 - any import failure means no support
+        raise UserError(
+            f"QLoRA needs bitsandbytes with 4-bit support on this machine ({device}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        bnb_functional.quantize_4bit(torch.ones(64, 64, device=device), quant_type="nf4")
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(
+            f"QLoRA needs 4-bit quantization, which bitsandbytes cannot do on {device} here: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+class QLoRA(LoRA):
+    name = "qlora"
+    version = "1"
+    zero_stage = 2
+
+    def quantization(self, train: TrainSpec) -> QuantSpec:
+        return train.quantization or QuantSpec()
+
+    def load_model(self, model: ModelSpec, train: TrainSpec, stage1_dir: Path | None) -> Any:
+        if train.zero_stage == 3:
+            raise UserError("qlora: ZeRO-3 does not work with 4-bit weights; use zero_stage 2")
+        check_bitsandbytes()
+        return super().load_model(model, train, stage1_dir)
+
+    def prepare(self, bundle: Any, train: TrainSpec) -> Any:
+        from peft import prepare_model_for_kbit_training
+
+        bundle.model = prepare_model_for_kbit_training(
+            bundle.model, use_gradient_checkpointing=train.gradient_checkpointing
+        )
+        return super().prepare(bundle, train)
+
+    def deepspeed_config(self, train: TrainSpec, hardware: HardwareSpec, gpus: int) -> dict:
+        if train.zero_stage == 3:
+            raise UserError("qlora: ZeRO-3 does not work with 4-bit weights; use zero_stage 2")
+        return super().deepspeed_config(train, hardware, gpus)
+
+
+@hookimpl
+def register_backends(register):
+    register(QLoRA())
