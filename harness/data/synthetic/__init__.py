@@ -35,6 +35,7 @@ def write_world(out_dir: Path, seed: int = 0, scale: str = "small") -> Path:
         write_vicuna,
     )
     from harness.data.synthetic.mmlu import write_mmlu
+    from harness.data.synthetic.readme import WORLD_README
     from harness.data.synthetic.training import write_training
     from harness.errors import UserError
 
@@ -57,6 +58,8 @@ def write_world(out_dir: Path, seed: int = 0, scale: str = "small") -> Path:
         "counts": counts,
     }
     (out / "world.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    readme = WORLD_README.format(seed=seed, scale=scale, image_size=IMAGE_SIZE)
+    (out / "README.md").write_text(readme, encoding="utf-8")
     return out
 
 

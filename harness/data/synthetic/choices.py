@@ -50,7 +50,7 @@ def _wrong(pool: list[str], right: str, n: int, rng: random.Random) -> list[str]
 
 
 def _scene_kind(scene: Scene, rng: random.Random):
-    names = {"shapes": "shapes", "word": "a word", "sum": "a sum"}
+    names = {"shapes": "shapes", "word": "letters", "sum": "digits"}
     return (
         "What does the image show?",
         names[scene.kind],
