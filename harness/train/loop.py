@@ -145,7 +145,7 @@ def training_arguments(run: StageRun, steps: int) -> Any:
         optim="adamw_torch" if on_cpu else "adamw_torch_fused",
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        gradient_checkpointing=train.gradient_checkpointing,
+        activation_checkpointing=train.gradient_checkpointing,
         logging_steps=1,
         save_strategy="steps",
         save_steps=max(1, -(-steps // CHECKPOINTS_PER_STAGE)),
