@@ -97,6 +97,8 @@ class MMLU:
             "shots": self._shots(ctx),
             "fewshot_sampler": "first_n of dev",
             "scoring": "argmax log-likelihood of ' A', ' B', ' C', ' D' after the context",
+            "tokenization": "lm-eval's: no BOS; continuation = enc(context + choice) minus "
+            "enc(context)",
             "aggregation": "micro = over questions; macro = mean of subjects",
         }
 
