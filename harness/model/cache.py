@@ -44,7 +44,12 @@ def cached_folder(kind: str, key: str, build: Callable[[Path], None]) -> Path:
 def assembled_dir(spec: ModelSpec, parts: Any, dtype: torch.dtype) -> Path:
     """A full-precision assembly of `spec` saved with save_pretrained (for quantized reloads)."""
     key = sha256_of(
-        {"spec": spec, "parts": vars(parts), "dtype": str(dtype), "v": ASSEMBLY_VERSION}
+        {
+            "spec": spec.model_dump(mode="json"),
+            "parts": vars(parts),
+            "dtype": str(dtype),
+            "v": ASSEMBLY_VERSION,
+        }
     )[:16]
 
     def build(tmp: Path) -> None:

@@ -1,0 +1,203 @@
+"""Tiny foundation models: stand-ins for CLIP and Vicuna, built once per size and seed.
+
+LLaVA starts from a pretrained CLIP and an instruction-tuned LLM; a frozen random tower or a
+random LLM teaches a tiny LLaVA almost nothing. So each tiny size gets, from the synthetic
+world only (no download): a byte-level BPE tokenizer, a CLIP vision tower pretrained to name
+what each image region holds, and a LLaMA-style LLM pretrained on the world's text. Each is
+cached under cache_dir("foundation") by everything that determines it (spec, seed, budget,
+version), written atomically and reused, like a download. Each folder holds a manifest.json
+with its build time, parameter count and final training figures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.model.assemble import Parts
+from harness.model.cache import cached_folder
+from harness.specs import SizeSpec, TowerSpec, sha256_of
+
+FOUNDATION_VERSION = "1"
+TOWER_IMAGES = 3000
+TOWER_STEPS = 300  # batch 64: about 20 s on one busy CPU core
+LLM_BLOCK = 128
+LLM_BATCH = 16
+LLM_STEPS = 300  # a size's `tiny.pretrain_steps` in the registry overrides this
+
+
+def _manifest(folder: Path, **fields: Any) -> None:
+    (folder / "manifest.json").write_text(json.dumps(fields, indent=2, sort_keys=True) + "\n")
+
+
+def read_manifest(folder: Path | str) -> dict[str, Any]:
+    return json.loads((Path(folder) / "manifest.json").read_text())
+
+
+def _params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def tokenizer_dir(vocab: int, seed: int) -> Path:
+    """The world's BPE tokenizer with `vocab` entries (shared by sizes with the same vocab)."""
+    key = f"tokenizer-v{FOUNDATION_VERSION}-vocab{vocab}-seed{seed}"
+
+    def build(tmp: Path) -> None:
+        from harness.data.synthetic import pretrain_text
+        from harness.model.tokenizer import train_tokenizer
+
+        start = time.perf_counter()
+        tokenizer = train_tokenizer(pretrain_text(seed=seed), vocab)
+        tokenizer.save_pretrained(str(tmp))
+        _manifest(
+            tmp,
+            kind="tokenizer",
+            vocab=len(tokenizer),
+            seed=seed,
+            seconds=time.perf_counter() - start,
+        )
+
+    return cached_folder("foundation", key, build)
+
+
+def tower_dir(tower: TowerSpec, resolution: int, seed: int, steps: int | None = None) -> Path:
+    """A tiny CLIP vision tower pretrained on the world's images at `resolution`."""
+    steps = steps or int((tower.tiny or {}).get("pretrain_steps", TOWER_STEPS))
+    key = sha256_of(
+        {
+            "tower": tower.model_dump(mode="json"),
+            "res": resolution,
+            "seed": seed,
+            "steps": steps,
+            "images": TOWER_IMAGES,
+            "v": FOUNDATION_VERSION,
+        }
+    )[:16]
+
+    def build(tmp: Path) -> None:
+        from transformers import CLIPVisionConfig, CLIPVisionModel
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+        from harness.data.synthetic import tower_samples
+        from harness.model.pretrain import one_thread, train_tower
+
+        start = time.perf_counter()
+        torch.manual_seed(seed)
+        cfg = tower.tiny or {}
+        model = CLIPVisionModel(
+            CLIPVisionConfig(
+                hidden_size=tower.hidden_size,
+                intermediate_size=cfg.get("intermediate", 128),
+                num_hidden_layers=cfg.get("layers", 2),
+                num_attention_heads=cfg.get("heads", 4),
+                image_size=resolution,
+                patch_size=tower.patch_size,
+            )
+        )
+        images, labels = tower_samples(TOWER_IMAGES, resolution, seed)
+        processor = CLIPImageProcessorPil(
+            size={"shortest_edge": resolution},
+            crop_size={"height": resolution, "width": resolution},
+        )
+        pixels = processor(images, return_tensors="pt")["pixel_values"]
+        data_seconds = time.perf_counter() - start
+        with one_thread():
+            report = train_tower(model, pixels, labels, steps=steps, seed=seed)
+        model.save_pretrained(str(tmp))
+        _manifest(
+            tmp,
+            kind="tower",
+            tower=tower.name,
+            resolution=resolution,
+            seed=seed,
+            steps=steps,
+            params=_params(model),
+            data_seconds=data_seconds,
+            seconds=time.perf_counter() - start,
+            train=report,
+        )
+
+    return cached_folder("foundation", f"tower-{tower.name}-{resolution}-{key}", build)
+
+
+def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
+    """A tiny LLaMA-style LLM pretrained on the world's text with the world's tokenizer."""
+    cfg = size.tiny or {}
+    steps = steps or int(cfg.get("pretrain_steps", LLM_STEPS))
+    tok_dir = tokenizer_dir(int(cfg.get("vocab", 2048)), seed)
+    key = sha256_of(
+        {
+            "size": size.model_dump(mode="json"),
+            "seed": seed,
+            "steps": steps,
+            "block": LLM_BLOCK,
+            "batch": LLM_BATCH,
+            "tokenizer": tok_dir.name,
+            "v": FOUNDATION_VERSION,
+        }
+    )[:16]
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+        from harness.data.synthetic import pretrain_text
+        from harness.model.pretrain import one_thread, pack_blocks, train_llm
+
+        start = time.perf_counter()
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=size.hidden_size,
+                intermediate_size=cfg.get("intermediate", 4 * size.hidden_size),
+                num_hidden_layers=cfg.get("layers", 2),
+                num_attention_heads=cfg.get("heads", 4),
+                max_position_embeddings=cfg.get("max_positions", 2048),
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                tie_word_embeddings=False,
+            )
+        )
+        texts = pretrain_text(seed=seed)
+        ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+        blocks = pack_blocks(ids, tokenizer.eos_token_id, LLM_BLOCK)
+        with one_thread():
+            report = train_llm(model, blocks, steps=steps, batch_size=LLM_BATCH, seed=seed)
+        model.save_pretrained(str(tmp))
+        _manifest(
+            tmp,
+            kind="llm",
+            size=size.name,
+            seed=seed,
+            steps=steps,
+            params=_params(model),
+            tokens=int(blocks.numel()),
+            seconds=time.perf_counter() - start,
+            train=report,
+        )
+
+    return cached_folder("foundation", f"llm-{size.name}-{key}", build)
+
+
+def ensure_foundation(
+    size: SizeSpec,
+    tower: TowerSpec,
+    resolution: int,
+    *,
+    seed: int = 0,
+    tower_steps: int | None = None,
+    llm_steps: int | None = None,
+) -> Parts:
+    """The cached tokenizer, LLM and tower of a tiny size (built first where missing)."""
+    if size.tiny is None or tower.tiny is None:
+        raise ValueError(f"size {size.name!r} with tower {tower.name!r} is not a tiny pair")
+    llm = llm_dir(size, seed, llm_steps)
+    vision = tower_dir(tower, resolution, seed, tower_steps)
+    tokenizer = tokenizer_dir(int(size.tiny.get("vocab", 2048)), seed)
+    return Parts(llm=str(llm), tower=str(vision), tokenizer=str(tokenizer))
