@@ -98,3 +98,11 @@ def write_images(folder: Path, n: int) -> list[str]:
         image.save(path)
         paths.append(str(path))
     return paths
+
+
+def one_thread():
+    """Tiny models are overhead-bound: one intra-op thread is faster and immune to a busy CPU."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _eval_fixtures import WORDS, tiny_llava, tiny_llm, write_images
+from _eval_fixtures import WORDS, one_thread, tiny_llava, tiny_llm, write_images
 
 from harness.errors import UserError
 from harness.eval import ImageFeatures, generate, run_requests
@@ -13,6 +13,8 @@ from harness.model.templates import prompt_ids
 from harness.protocols import GenerationRequest, LoglikRequest
 
 pytestmark = pytest.mark.slow
+
+_threads = pytest.fixture(scope="module", autouse=True)(one_thread)
 
 
 @pytest.fixture(scope="module")

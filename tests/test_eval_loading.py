@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from _eval_fixtures import save, tiny_llava, tiny_llm, write_images
+from _eval_fixtures import one_thread, save, tiny_llava, tiny_llm, write_images
 
 from harness.errors import UserError
 from harness.eval import load_model, run_requests
 from harness.protocols import GenerationRequest, LoglikRequest
 
 pytestmark = pytest.mark.slow
+
+_threads = pytest.fixture(scope="module", autouse=True)(one_thread)
 
 
 def answers(bundle, image):
