@@ -117,16 +117,63 @@ def test_lora_merge_gives_the_same_logits(world, tmp_path):
     from harness.data.mix import build_mix
     from harness.model import load_bundle
     from harness.model.collate import LlavaCollator
-    from harness.train.adapters import load_adapter, merge_adapter
+    from harness.train.adapters import load_adapter
 
     spec = cell(world.mix, "lora").model
     out = world.runs["lora"][1]
     adapter = load_adapter(spec, out, merge=False)
     assert type(adapter.model).__name__ == "PeftModel"
     batch = LlavaCollator(adapter, "vicuna_v1", 320)(build_mix(world.mix, 2)[:3])
-    merged = load_bundle(merge_adapter(out, tmp_path / "merged"))
+    merged = load_bundle(_merge_cli(out, tmp_path / "merged"))
     assert type(merged.model).__name__ == "LlavaForConditionalGeneration"
     with torch.no_grad():
         a = adapter.model(**batch).logits
         b = merged.model(**batch).logits
     assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+
+
+def test_an_interrupted_stage_resumes_from_its_last_checkpoint(world, tmp_path, monkeypatch):
+    import transformers
+
+    import harness.train.loop as loop
+
+    monkeypatch.setattr(loop, "MIN_SAVE_STEPS", 1)  # a checkpoint after every step
+    real_step, calls = transformers.Trainer.training_step, []
+
+    def crash_in_step_3(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # micro batch 5 = the first of optimizer step 3
+            raise RuntimeError("simulated crash")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "training_step", crash_in_step_3)
+    out, lines = tmp_path / "stage2", []
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_stage2(cell(world.mix, "lora"), BACKENDS["lora"], world.stage1_dir, out, lines.append)
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    monkeypatch.setattr(transformers.Trainer, "training_step", real_step)
+    record = run_stage2(
+        cell(world.mix, "lora"), BACKENDS["lora"], world.stage1_dir, out, lines.append
+    )
+    assert any(line.startswith("resuming from") and "checkpoint-2" in line for line in lines)
+    uninterrupted = world.runs["lora"][0]
+    assert (record.steps, record.samples) == (4, 32)
+    assert record.first_loss == pytest.approx(uninterrupted.first_loss, abs=1e-6)
+    assert record.last_loss == pytest.approx(uninterrupted.last_loss, abs=1e-5)
+    assert not (out / "checkpoints").exists()
+
+
+def _merge_cli(ckpt, out):
+    """`harness merge CKPT --out DIR` through its typer command."""
+    import typer
+    from typer.testing import CliRunner
+
+    from harness.commands import merge
+
+    app = typer.Typer()
+    merge.register(app)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, ["merge", str(ckpt), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "merged model written to" in result.output
+    return out

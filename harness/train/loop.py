@@ -19,10 +19,17 @@ from typing import Any
 
 from harness.specs import TrainSpec
 from harness.train.measure import Meter
-from harness.train.settings import batch_plan, planned_steps, resolve_precision, warmup_steps
+from harness.train.settings import (
+    batch_plan,
+    check_train,
+    planned_steps,
+    resolve_precision,
+    warmup_steps,
+)
 
 CHECKPOINTS = "checkpoints"
 CHECKPOINTS_PER_STAGE = 5  # saves spread over the stage; only the last one is kept
+MIN_SAVE_STEPS = 25  # short runs are cheaper to redo than to checkpoint every few steps
 
 
 @dataclass
@@ -148,7 +155,7 @@ def training_arguments(run: StageRun, steps: int) -> Any:
         activation_checkpointing=train.gradient_checkpointing,
         logging_steps=1,
         save_strategy="steps",
-        save_steps=max(1, -(-steps // CHECKPOINTS_PER_STAGE)),
+        save_steps=max(MIN_SAVE_STEPS, -(-steps // CHECKPOINTS_PER_STAGE)),
         save_total_limit=1,
         seed=train.seed,
         data_seed=train.seed,
@@ -164,6 +171,7 @@ def training_arguments(run: StageRun, steps: int) -> Any:
 
 def run_stage(run: StageRun) -> Outcome:
     """Train `run.model` in place; resume from the last checkpoint under out_dir/checkpoints."""
+    check_train(run.train)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     plan = batch_plan(run.train, world)
     steps = planned_steps(run.train, len(run.samples), plan)

@@ -89,3 +89,20 @@ def planned_world(hardware: HardwareSpec) -> tuple[int, int]:
 def inside_launcher() -> bool:
     """True in a process started by `deepspeed` / `accelerate launch` / torchrun."""
     return "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def check_train(train: TrainSpec) -> None:
+    """Refuse hyperparameters no stage can train with (specs built without validation too)."""
+    problems = []
+    if not train.lr > 0:
+        problems.append(f"lr must be > 0, got {train.lr}")
+    if train.global_batch < 1 or train.micro_batch < 1:
+        problems.append(f"batch sizes must be >= 1, got {train.global_batch}/{train.micro_batch}")
+    if not train.epochs > 0:
+        problems.append(f"epochs must be > 0, got {train.epochs}")
+    if train.max_steps is not None and train.max_steps < 1:
+        problems.append(f"max_steps must be >= 1, got {train.max_steps}")
+    if not 0 <= train.warmup_ratio < 1:
+        problems.append(f"warmup_ratio must be in [0, 1), got {train.warmup_ratio}")
+    if problems:
+        raise UserError(f"{train.method}: " + "; ".join(problems))

@@ -17,7 +17,7 @@ from harness.errors import UserError
 from harness.results import TrainRecord
 from harness.specs import CellSpec
 from harness.train.params import count_params, params_of, set_trainable, trainable_parts
-from harness.train.settings import cuda_devices, inside_launcher, planned_world
+from harness.train.settings import check_train, cuda_devices, inside_launcher, planned_world
 
 STAGE1_FILE = "projector.safetensors"
 Log = Callable[[str], None]
@@ -82,6 +82,7 @@ def run_stage1(cell: CellSpec, out_dir: Path, log: Log) -> TrainRecord:
 
     out_dir = Path(out_dir)
     train = cell.stage1
+    check_train(train)
     gpus = min(cuda_devices(), 1)
     _seed(train.seed)
     bundle = build_llava(cell.model)
@@ -128,6 +129,7 @@ def run_stage2(
 ) -> TrainRecord:
     """Instruction tuning with `backend`; several GPUs go through the DeepSpeed launcher."""
     out_dir = Path(out_dir)
+    check_train(cell.stage2)
     stage1_projector(stage1_dir)
     gpus_per_node, nodes = planned_world(cell.hardware)
     if gpus_per_node * nodes > 1 and not inside_launcher():

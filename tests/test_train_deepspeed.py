@@ -1,0 +1,108 @@
+"""DeepSpeed: generated configs for the paper's cells, and ZeRO-2/3 runs on CPU matching fp32."""
+
+from __future__ import annotations
+
+import pytest
+from harness_plugins.backends.full import FullFineTune
+from harness_plugins.backends.lora import LoRA
+from harness_plugins.backends.qlora import QLoRA
+
+from harness.errors import UserError
+from harness.specs import HardwareSpec, TrainSpec
+from harness.train.deepspeed_config import validate_deepspeed_config
+
+A100 = HardwareSpec(name="a100-80g", gpus_per_node=8, peak_tflops_bf16=312)
+# The study's stage-2 settings (registry.toml [methods.*]): ZeRO stage and global batch.
+PAPER = {
+    "full": (FullFineTune(), 3, 512, 16),
+    "lora": (LoRA(), 3, 64, 8),
+    "qlora": (QLoRA(), 2, 64, 8),
+}
+
+
+@pytest.mark.parametrize("size", ["33b", "65b"])
+@pytest.mark.parametrize("method", sorted(PAPER))
+@pytest.mark.parametrize("nodes", [4, 1])
+def test_paper_cells_validate_with_the_papers_zero_stage_and_batch(size, method, nodes):
+    backend, stage, global_batch, micro = PAPER[method]
+    train = TrainSpec(method=method, global_batch=global_batch, micro_batch=micro, lora_rank=64)
+    gpus = nodes * 8
+    config = backend.deepspeed_config(train, A100.model_copy(update={"nodes": nodes}), gpus)
+    validate_deepspeed_config(config, gpus)
+    assert config["zero_optimization"]["stage"] == stage
+    assert config["train_batch_size"] == global_batch
+    per_gpu = config["train_micro_batch_size_per_gpu"] * config["gradient_accumulation_steps"]
+    assert per_gpu * gpus == global_batch
+    assert config["train_micro_batch_size_per_gpu"] <= micro
+    assert config["bf16"] == {"enabled": True} and config["fp16"] == {"enabled": False}
+    assert "optimizer" not in config and "scheduler" not in config
+
+
+def test_configs_that_would_override_the_trainer_or_miscount_are_refused():
+    config = FullFineTune().deepspeed_config(TrainSpec(method="full"), A100, 8)
+    with pytest.raises(UserError, match="optimizer"):
+        validate_deepspeed_config({**config, "optimizer": {"type": "AdamW"}}, 8)
+    with pytest.raises(UserError, match="train_batch_size"):
+        validate_deepspeed_config(config, 16)
+    with pytest.raises(UserError, match="does not split over 24 devices"):
+        LoRA().deepspeed_config(TrainSpec(method="lora", global_batch=64), A100, 24)
+    with pytest.raises(UserError, match="ZeRO-3"):
+        QLoRA().deepspeed_config(TrainSpec(method="qlora", zero_stage=3), A100, 8)
+
+
+def test_cpu_configs_are_fp32_single_process():
+    config = LoRA().deepspeed_config(TrainSpec(method="lora", global_batch=16), A100, 0)
+    validate_deepspeed_config(config, 1)
+    assert config["bf16"]["enabled"] is False and config["gradient_accumulation_steps"] == 4
+
+
+@pytest.fixture(scope="module")
+def ds_runs(tmp_path_factory):
+    """Stage 2 (full) three times from one stage 1: plain, ZeRO-2 and ZeRO-3 in one process."""
+    import torch
+    from _train_fixtures import cell, open_world
+
+    from harness.train import run_stage1, run_stage2
+
+    torch.set_num_threads(1)
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("ds")
+    world = open_world(root, mp)
+    run_stage1(cell(world.mix, "full", max_steps=1), root / "s1", lambda line: None)
+    for name, value in {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29731",
+    }.items():
+        mp.setenv(name, value)
+    records = {}
+    for zero in (None, 2, 3):
+        if zero is not None:
+            mp.setenv("HARNESS_DEEPSPEED", "1")
+        spec = cell(world.mix, "full", max_steps=3, zero_stage=zero)
+        out = root / f"zero{zero}"
+        records[zero] = (run_stage2(spec, FullFineTune(), root / "s1", out, lambda line: None), out)
+    yield records
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    mp.undo()
+
+
+@pytest.mark.slow
+def test_zero2_and_zero3_on_cpu_match_plain_fp32_losses(ds_runs):
+    import torch
+    from safetensors.torch import load_file
+
+    plain = ds_runs[None][0]
+    for zero in (2, 3):
+        record = ds_runs[zero][0]
+        assert record.steps == plain.steps == 3
+        assert record.first_loss == pytest.approx(plain.first_loss, abs=1e-5)
+        assert record.last_loss == pytest.approx(plain.last_loss, abs=1e-4)
+    # ZeRO-3 shards parameters: the saved model must hold the gathered, trained weights.
+    saved = {z: load_file(str(ds_runs[z][1] / "model.safetensors")) for z in (None, 3)}
+    assert saved[3].keys() == saved[None].keys()
+    for name, tensor in saved[None].items():
+        assert torch.allclose(saved[3][name], tensor, atol=1e-4), name
