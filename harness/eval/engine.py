@@ -19,6 +19,7 @@ from harness.errors import UserError
 from harness.protocols import GenerationRequest, LoglikRequest, ModelOutput
 
 Progress = Callable[[int, int], None]
+SMALL_MODEL = 50_000_000  # parameters below which CPU evaluation runs on one intra-op thread
 
 
 def _parts(bundle: Any) -> tuple[Any, Any, Any]:
@@ -186,6 +187,9 @@ def run_requests(
     model = bundle.model
     was_training = model.training
     model.eval()
+    threads = torch.get_num_threads()
+    if _device(model).type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL:
+        torch.set_num_threads(1)  # tiny models are overhead-bound: threads only add contention
     try:
         gen = [r for r in requests if isinstance(r, GenerationRequest)]
         lik = [r for r in requests if isinstance(r, LoglikRequest)]
@@ -194,4 +198,5 @@ def run_requests(
             results.update(score_logliks(bundle, lik, batch_size, progress))
     finally:
         model.train(was_training)
+        torch.set_num_threads(threads)
     return results
