@@ -1,0 +1,69 @@
+"""bench/run_all.py: finding the RATIO line, choosing scripts, goals and RESULTS.md."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_all():
+    spec = importlib.util.spec_from_file_location("bench_run_all", ROOT / "bench" / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run_all"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parse_ratio_takes_the_last_ratio_line():
+    run_all = _run_all()
+    output = "table\nRATIO first 1.0\nmore\nRATIO generation 3.41\n\n"
+    assert run_all.parse_ratio(output) == ("generation", 3.41)
+    assert run_all.parse_ratio("no ratio here\nRATIO broken x") is None
+    assert run_all.parse_ratio("") is None
+
+
+def test_scripts_are_those_printing_a_ratio():
+    names = [p.name for p in _run_all().ratio_scripts()]
+    assert "run_all.py" not in names
+    assert "report_screenshot.py" not in names
+    assert {"mmlu_vs_lm_eval.py", "generation.py", "cli_startup.py"} <= set(names)
+
+
+def test_verdicts_follow_the_goals():
+    run_all = _run_all()
+    make = run_all.Outcome
+    assert make("g.py", 1.0, "", 0, "generation", 3.2).verdict == "pass"
+    assert make("g.py", 1.0, "", 0, "generation", 2.9).verdict == "FAIL"
+    assert make("c.py", 1.0, "", 0, "cli_startup", 0.31).verdict == "pass"
+    assert make("c.py", 1.0, "", 0, "cli_startup", 0.5).verdict == "FAIL"
+    assert make("j.py", 1.0, "", 0, "judge_throughput", 12.0).verdict == "no goal"
+    assert make("x.py", 1.0, "Traceback", 1).verdict == "ERROR"
+
+
+def test_results_file_lists_machine_ratios_and_tables(tmp_path):
+    run_all = _run_all()
+    outcomes = [
+        run_all.Outcome(
+            "generation.py", 12.0, "a table\nRATIO generation 3.5", 0, "generation", 3.5
+        )
+    ]
+    out = tmp_path / "RESULTS.md"
+    run_all.write_results(out, outcomes, run_all.machine(), False, None)
+    text = out.read_text()
+    assert "- cores: " in text and "- torch: " in text and "- CPU: " in text
+    assert "| generation.py | generation | 3.5 | >= 3x | pass | 12 |" in text
+    assert "a table" in text
+
+
+def test_a_script_is_run_and_its_ratio_read(tmp_path):
+    run_all = _run_all()
+    script = tmp_path / "fake.py"
+    script.write_text(
+        "import sys\nprint('x' if '--quick' in sys.argv else 'y')\nprint('RATIO fake 2.5')\n"
+    )
+    outcome = run_all.run_script(script, quick=True)
+    assert (outcome.name, outcome.value, outcome.returncode) == ("fake", 2.5, 0)
+    assert outcome.output.startswith("x")
