@@ -241,8 +241,9 @@ class __CLASS__:
 
     def load_model(self, model: ModelSpec, train: TrainSpec, stage1_dir: Path | None) -> Any:
         from harness.model import build_llava
+        from harness.train.stages import stage1_projector
 
-        projector = Path(stage1_dir) / "projector.safetensors" if stage1_dir else None
+        projector = stage1_projector(stage1_dir) if stage1_dir is not None else None
         return build_llava(model, projector_path=projector)
 
     def prepare(self, bundle: Any, train: TrainSpec) -> Any:
