@@ -25,10 +25,10 @@ def tiny_spec(projector: str = "linear", resolution: int = 32) -> ModelSpec:
     )
     size = SizeSpec(
         name="test-tiny",
-        hidden_size=48,
+        hidden_size=64,
         params_b=0.0001,
         tower="test-clip",
-        tiny={"layers": 2, "heads": 2, "intermediate": 96, "vocab": 320},
+        tiny={"layers": 2, "heads": 2, "intermediate": 128, "vocab": 320},
     )
     return ModelSpec(size=size, tower=tower, resolution=resolution, projector=projector)
 
