@@ -24,8 +24,14 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str):
     if (local.exists() or model_ref.startswith((".", "/"))) and not local.is_dir():
         raise UserError(f"--model {model_ref}: no such checkpoint folder")
     ref = str(local.resolve()) if local.is_dir() else model_ref
-    opts.matrix = [m for m in opts.matrix if not m.startswith(("methods=", "method="))]
-    opts.matrix.append("methods=checkpoint")
+    # one cell per checkpoint: the size only names it (the checkpoint's own config decides)
+    from harness.matrix import parse_matrix
+
+    sizes = parse_matrix(opts.matrix).get("size")
+    opts.matrix = [
+        m for m in opts.matrix if not m.startswith(("methods=", "method=", "sizes=", "size="))
+    ]
+    opts.matrix += ["methods=checkpoint", f"sizes={sizes[0]}" if sizes else "sizes=tiny-1m"]
     if opts.out is None:
         opts.out = Path("runs") / f"eval-{Path(ref).name}"
     plan = build_plan(opts, plugins)

@@ -126,6 +126,15 @@ def read_outputs(gen_dir: Path) -> dict[str, ModelOutput]:
     return outputs
 
 
+def read_request_hashes(gen_dir: Path) -> dict[str, str]:
+    """Each request's sha256 (the per-sample input hash), by request id."""
+    outputs = {}
+    for line in (gen_dir / "outputs.jsonl").read_text().splitlines():
+        body = json.loads(line)
+        outputs[body["id"]] = body.get("request_sha256")
+    return outputs
+
+
 def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
     from harness.judge_cache import JudgeCache
     from harness.judging import judge_all
@@ -190,7 +199,8 @@ def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
                 result.failures.setdefault(f"judge:{reason}", 0)
                 result.failures[f"judge:{reason}"] += count
     (work / "result.json").write_text(result.model_dump_json(indent=2) + "\n")
-    _write_samples(work / "samples.jsonl", outputs, runs)
+    hashes = read_request_hashes(plan.store.step_dir(gen.key))
+    _write_samples(work / "samples.jsonl", outputs, runs, hashes)
     log(f"{bench.name}: {result.primary} = {result.metrics.get(result.primary)}")
     return {"primary": result.primary, "value": result.metrics.get(result.primary)}
 
@@ -203,13 +213,16 @@ def _item_score(parsed: Any) -> Any:
     return None
 
 
-def _write_samples(path: Path, outputs: dict[str, ModelOutput], runs: list[dict]) -> None:
+def _write_samples(
+    path: Path, outputs: dict[str, ModelOutput], runs: list[dict], hashes: dict[str, str]
+) -> None:
     with open(path, "w") as fh:
         seen = set()
         for oid, out in outputs.items():
             judged = [run["parsed"].get(oid) for run in runs]
             records = [run.get("records", {}).get(oid) for run in runs]
             line = {
+                "request_sha256": hashes.get(oid),
                 **out.to_json(),
                 "parsed": judged,
                 "judge": records,
