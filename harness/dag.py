@@ -135,7 +135,7 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
             judge_steps: list[Step] = []
             if plugins.get("benchmark", bench).judged:
                 j_version = _version(plugins, "judge", cell.judge.name)
-                judge_json = cell.judge.model_dump(
+                judge_json = cell.judge.for_benchmark(bench).model_dump(
                     mode="json", include={"name", "snapshot", "base_url", "options"}
                 )
                 for run in range(ev.runs):

@@ -56,6 +56,7 @@ AXES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "beam": (("beams",), _num(int)),
     "runs": ((), _num(int)),
     "judge": (("judges",), str),
+    "control": ((), str),
     "hardware": ((), str),
 }
 _ALIAS = {alias: axis for axis, (aliases, _) in AXES.items() for alias in (axis, *aliases)}
@@ -235,7 +236,7 @@ def _eval_spec(
     source = DataSource.parse(exp.data.get(bench, "synthetic"), seed=exp.seed)
     fields = {k: v for k, v in exp.eval.items() if not isinstance(v, dict)}
     fields.update(exp.eval.get(bench, {}) if isinstance(exp.eval.get(bench), dict) else {})
-    for axis in ("beam", "runs"):
+    for axis in ("beam", "runs", "control"):
         if axis in point:
             fields[axis] = point[axis]
     try:

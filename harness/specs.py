@@ -184,8 +184,17 @@ class DataMixSpec(Spec):
 class JudgeSpec(Spec):
     """Which judge plugin grades, pinned to a snapshot."""
 
+    def for_benchmark(self, benchmark: str) -> JudgeSpec:
+        """This spec with the benchmark's own snapshot, when `snapshots` names one."""
+        if benchmark in self.snapshots:
+            return self.model_copy(update={"snapshot": self.snapshots[benchmark]})
+        return self
+
     name: str = "reference"
     snapshot: str | None = None  # e.g. gpt-4-0314; None = the plugin's default
+    # per-benchmark snapshots, e.g. the study's {"llava-bench" = "gpt-4-0314",
+    # "mm-vet" = "gpt-4-0613"}; a benchmark not named uses `snapshot`
+    snapshots: dict[str, str] = Field(default_factory=dict)
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     api_key_file: str | None = None
@@ -207,6 +216,9 @@ class EvalSpec(Spec):
     batch_size: int = 16
     split: str | None = None
     shots: int | None = None
+    # "shuffled-images": each request gets another request's image (a seeded permutation):
+    # the control that shows a score comes from looking at the image
+    control: Literal["none", "shuffled-images"] = "none"
 
 
 class HardwareSpec(Spec):

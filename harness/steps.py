@@ -83,6 +83,8 @@ def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log)
     ev = _eval_spec(cell, bench.name)
     ctx, items = _load_items(plan, cell, bench, ev, work)
     requests = bench.requests(items, ctx)
+    if ev.control == "shuffled-images":
+        requests = shuffle_images(requests, seed=ev.source.seed)
     backend = plugins.get("backend", cell.stage2.method)
     model = backend.load(cell.model, _dep_dirs(plan, step)["stage2"])
     log(f"{bench.name}: {len(items)} items, {len(requests)} requests")
@@ -109,6 +111,23 @@ def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log)
         "n_requests": len(requests),
         "gpu_hours_per_node": gpu_hours_per_node(wall, gpus, cell.hardware),
     }
+
+
+def shuffle_images(requests: list[Any], seed: int) -> list[Any]:
+    """Give each image-bearing request the image of another item (a seeded derangement of
+    distinct images), keeping rotations of one item on one image."""
+    import random
+    from dataclasses import replace
+
+    images = sorted({r.image for r in requests if getattr(r, "image", None)})
+    if len(images) < 2:
+        return requests
+    shifted = images[:]
+    random.Random(seed).shuffle(shifted)
+    mapping = {a: b for a, b in zip(shifted, shifted[1:] + shifted[:1], strict=True)}
+    return [
+        replace(r, image=mapping[r.image]) if getattr(r, "image", None) else r for r in requests
+    ]
 
 
 def _request_json(req: Any) -> dict[str, Any]:
@@ -144,7 +163,7 @@ def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
     ev = _eval_spec(cell, bench.name)
     ctx, items = _load_items(plan, cell, bench, ev, work)
     outputs = read_outputs(_dep_dirs(plan, step)["generate"])
-    judge = make_judge(plugins, cell)
+    judge = make_judge(plugins, cell, bench.name)
     requests = bench.judge_requests(items, outputs, step.spec["run"], ctx)
     log(f"{bench.name} run {step.spec['run']}: {len(requests)} judge requests")
     outcome = judge_all(bench, judge, requests, JudgeCache(plan.store.judge_cache_path))
@@ -173,9 +192,8 @@ def _prices(plan: Plan) -> dict[str, Any]:
     return load_registry(Path(plan.registry_file) if plan.registry_file else None).judges
 
 
-def make_judge(plugins: Plugins, cell: CellSpec) -> Any:
-    judge = plugins.get("judge", cell.judge.name)(cell.judge)
-    return judge
+def make_judge(plugins: Plugins, cell: CellSpec, benchmark: str) -> Any:
+    return plugins.get("judge", cell.judge.name)(cell.judge.for_benchmark(benchmark))
 
 
 def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:

@@ -1,0 +1,81 @@
+"""Matrix expansion, spec hashing, the shuffled-image control and per-benchmark judges."""
+
+from __future__ import annotations
+
+from harness.dag import build_dag
+from harness.matrix import expand, parse_matrix
+from harness.plugins import get_plugins
+from harness.protocols import GenerationRequest
+from harness.registry import load_registry
+from harness.specs import JudgeSpec, TrainSpec
+from harness.steps import shuffle_images
+
+
+def _cells(*axes: str):
+    registry = load_registry()
+    exp = registry.experiment("default")
+    return expand(exp, registry, get_plugins(), parse_matrix(list(axes)))
+
+
+def test_paper_defaults_apply_to_real_sizes_and_tiny_overrides_to_tiny_ones():
+    (big,) = _cells("sizes=33b", "methods=lora")
+    assert (big.stage2.lr, big.stage2.lora_rank, big.stage2.lora_alpha) == (1e-4, 64, 128)
+    assert big.stage2.global_batch == 64 and big.stage2.zero_stage == 3
+    assert big.stage1.lr == 1e-4 and big.stage1.schedule == "linear"
+    assert big.hardware.name == "a100-80g"
+    (tiny,) = _cells("sizes=tiny-1m", "methods=lora")
+    assert tiny.stage2.max_steps == 200 and tiny.hardware.name == "cpu"
+    (full,) = _cells("sizes=33b", "methods=full")
+    assert full.stage2.global_batch == 512 and full.hardware.nodes == 4
+
+
+def test_rank_axis_keeps_alpha_at_twice_the_rank_unless_given():
+    cells = _cells("sizes=33b", "methods=lora", "rank=8,64")
+    assert [(c.stage2.lora_rank, c.stage2.lora_alpha) for c in cells] == [(8, 16), (64, 128)]
+    assert [c.id for c in cells] == ["33b_lora_r8", "33b_lora_r64"]
+    (fixed,) = _cells("sizes=33b", "methods=lora", "rank=64", "alpha=16")
+    assert fixed.stage2.lora_alpha == 16
+
+
+def test_qlora_is_lora_plus_quantization_and_zero2():
+    (cell,) = _cells("sizes=33b", "methods=qlora")
+    assert cell.stage2.quantization is not None and cell.stage2.quantization.bits == 4
+    assert cell.stage2.quantization.quant_type == "nf4" and cell.stage2.quantization.double_quant
+    assert cell.stage2.zero_stage == 2
+
+
+def test_dag_shares_stage1_and_keys_change_downstream_only():
+    cells = _cells("sizes=33b,65b", "methods=lora,qlora", "beam=1,5")
+    steps = build_dag(cells, get_plugins())
+    kinds = [s.kind for s in steps]
+    assert kinds.count("stage1") == 2 and kinds.count("stage2") == 4  # beam shares training
+    assert kinds.count("generate") == 8 * len(cells[0].evals)
+    stage1 = next(s for s in steps if s.kind == "stage1")
+    assert len(stage1.cells) == 4  # 2 methods x 2 beams of one size
+
+
+def test_spec_sha256_is_canonical():
+    a = TrainSpec(method="lora", lr=1e-4, lora_rank=8)
+    b = TrainSpec.model_validate({"lora_rank": 8, "lr": 0.0001, "method": "lora"})
+    assert a.sha256() == b.sha256() and len(a.sha256()) == 64
+    assert a.sha256() != TrainSpec(method="lora", lr=2e-4, lora_rank=8).sha256()
+
+
+def test_shuffled_image_control_is_a_derangement_of_images():
+    requests = [
+        GenerationRequest(id=f"q{i}", prompt="p", image=f"img{i % 4}.png") for i in range(8)
+    ] + [GenerationRequest(id="text", prompt="p")]
+    shuffled = shuffle_images(requests, seed=0)
+    assert [r.id for r in shuffled] == [r.id for r in requests]
+    for before, after in zip(requests[:8], shuffled[:8], strict=True):
+        assert after.image != before.image
+    mapping = {b.image: a.image for b, a in zip(requests[:8], shuffled[:8], strict=True)}
+    assert sorted(mapping.values()) == sorted(mapping)  # a permutation of the images
+    assert shuffled[-1].image is None
+    assert shuffle_images(requests, seed=0) == shuffled
+
+
+def test_per_benchmark_judge_snapshots():
+    spec = JudgeSpec(name="openai", snapshot="gpt-4-0613", snapshots={"llava-bench": "gpt-4-0314"})
+    assert spec.for_benchmark("llava-bench").snapshot == "gpt-4-0314"
+    assert spec.for_benchmark("mm-vet").snapshot == "gpt-4-0613"
