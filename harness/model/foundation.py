@@ -42,9 +42,24 @@ def _params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def world_text_key(seed: int) -> str:
+    """Fingerprint of the world's pretraining text: a changed world never reuses old models."""
+    from harness.data.synthetic import pretrain_text
+
+    return sha256_of(pretrain_text(seed=seed))[:12]
+
+
+def world_images_key(resolution: int, seed: int) -> str:
+    """Fingerprint of the tower's training images (the first few, and the world's version)."""
+    from harness.data.synthetic import VERSION, tower_samples
+
+    images, labels = tower_samples(16, resolution, seed)
+    return sha256_of({"v": VERSION, "labels": labels, "px": [im.tobytes().hex() for im in images]})
+
+
 def tokenizer_dir(vocab: int, seed: int) -> Path:
     """The world's BPE tokenizer with `vocab` entries (shared by sizes with the same vocab)."""
-    key = f"tokenizer-v{FOUNDATION_VERSION}-vocab{vocab}-seed{seed}"
+    key = f"tokenizer-v{FOUNDATION_VERSION}-vocab{vocab}-seed{seed}-{world_text_key(seed)}"
 
     def build(tmp: Path) -> None:
         from harness.data.synthetic import pretrain_text
@@ -74,6 +89,7 @@ def tower_dir(tower: TowerSpec, resolution: int, seed: int, steps: int | None = 
             "seed": seed,
             "steps": steps,
             "images": TOWER_IMAGES,
+            "world": world_images_key(resolution, seed),
             "v": FOUNDATION_VERSION,
         }
     )[:16]
