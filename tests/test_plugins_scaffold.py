@@ -1,0 +1,104 @@
+"""`harness new` writes packages that install and pass their own generated tests at once."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from _plugins_venv import clean_env, fresh_venv, pip_install, run
+
+from harness.errors import UserError
+from harness.scaffold import package_files
+
+
+def harness(*args, cwd: Path):
+    return run([sys.executable, "-m", "harness", *args], cwd=cwd)
+
+
+def test_new_benchmark_installs_editable_in_a_fresh_venv_and_its_test_passes(tmp_path):
+    made = harness("new", "benchmark", "foo", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("wrote harness-foo (benchmark 'foo') in harness-foo")
+    package = tmp_path / "harness-foo"
+    python = fresh_venv(tmp_path / "venv")
+    pip_install(python, "-e", package)
+    tested = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=package)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "2 passed" in tested.stdout
+    listed = run([python, "-m", "harness", "plugins"], cwd=tmp_path)
+    row = next(line for line in listed.stdout.splitlines() if " foo " in line)
+    assert row.split()[:4] == ["benchmark", "foo", "harness-foo", "0.1.0"]
+
+
+def test_new_backend_and_judge_install_and_pass_their_tests(tmp_path):
+    for kind, name in (("backend", "head-tune"), ("judge", "exact-match")):
+        made = harness("new", kind, name, "--dir", tmp_path / kind, cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+    site = tmp_path / "site"
+    pip_install(Path(sys.executable), "--target", site, tmp_path / "backend", tmp_path / "judge")
+    tested = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "backend", "judge"],
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(site)),
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "4 passed" in tested.stdout
+
+
+def test_skeleton_layout_and_entry_point():
+    files = package_files("benchmark", "my-bench")
+    assert sorted(files) == [
+        "README.md",
+        "pyproject.toml",
+        "src/harness_my_bench/__init__.py",
+        "src/harness_my_bench/data/items.jsonl",
+        "src/harness_my_bench/plugin.py",
+        "tests/test_harness_my_bench.py",
+    ]
+    assert (
+        '[project.entry-points.harness]\nbenchmark_my_bench = "harness_my_bench.plugin"'
+        in (files["pyproject.toml"])
+    )
+    assert 'name = "my-bench"' in files["src/harness_my_bench/plugin.py"]
+    assert "class MyBench:" in files["src/harness_my_bench/plugin.py"]
+    assert (
+        "class HeadTuneBackend:"
+        in package_files("backend", "head-tune")["src/harness_head_tune/plugin.py"]
+    )
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+@pytest.mark.parametrize("kind", ["benchmark", "backend", "judge"])
+def test_skeletons_are_lint_clean(tmp_path, kind):
+    for relative, text in package_files(kind, "lint-me").items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    checked = run(["ruff", "check", "--select", "E,F,W,I,B,UP", "."], cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout
+    formatted = run(["ruff", "format", "--check", "."], cwd=tmp_path)
+    assert formatted.returncode == 0, formatted.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["benchmark", "Foo_x"], "error: invalid plugin name 'Foo_x': use lower-case letters"),
+        (["widget", "foo"], "error: unknown plugin kind 'widget': expected one of benchmark"),
+        (["judge", "foo", "--dir", "."], "error: . already exists and is not an empty folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "something").write_text("")
+    result = harness("new", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["something"]
+
+
+def test_package_files_refuses_bad_names():
+    with pytest.raises(UserError, match="invalid plugin name 'a--b'"):
+        package_files("judge", "a--b")
