@@ -1,0 +1,76 @@
+"""Tiny foundation models: deterministic tokenizer, cached builds, assembly from the cache."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from _model_fixtures import TEXTS
+
+from harness.model.tokenizer import train_tokenizer
+from harness.specs import ModelSpec, QuantSpec, SizeSpec, TowerSpec
+
+
+def test_tokenizer_training_is_deterministic_and_byte_level():
+    first, second = train_tokenizer(TEXTS, 300), train_tokenizer(TEXTS, 300)
+    assert first.get_vocab() == second.get_vocab()
+    text = "Zebra ünïcode 42 never seen</s>"
+    ids = first(text)["input_ids"]
+    assert first.unk_token_id not in ids
+    assert first.decode(ids, skip_special_tokens=False) == "<s>" + text
+    assert ids[0] == first.bos_token_id and ids[-1] == first.eos_token_id
+
+
+def quick_spec() -> ModelSpec:
+    """A tiny size with a few pretraining steps: the real build path, in seconds."""
+    tower = TowerSpec(
+        name="quick-clip",
+        hidden_size=32,
+        patch_size=8,
+        resolutions=[32],
+        tiny={"layers": 2, "heads": 2, "intermediate": 64, "pretrain_steps": 3},
+    )
+    size = SizeSpec(
+        name="quick",
+        hidden_size=64,
+        params_b=0.0001,
+        tower="quick-clip",
+        tiny={"layers": 1, "heads": 2, "intermediate": 128, "vocab": 600, "pretrain_steps": 3},
+    )
+    return ModelSpec(size=size, tower=tower, resolution=32)
+
+
+@pytest.mark.slow
+def test_tiny_build_is_cached_and_assembles(tmp_path, monkeypatch):
+    from harness.model import build_llava
+    from harness.model.assemble import parts_for
+    from harness.model.foundation import read_manifest
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    spec = quick_spec()
+    start = time.perf_counter()
+    bundle = build_llava(spec)
+    first = time.perf_counter() - start
+    parts = parts_for(spec)
+    assert all(p.startswith(str(tmp_path / "foundation")) for p in vars(parts).values())
+    llm, tower = read_manifest(parts.llm), read_manifest(parts.tower)
+    assert llm["steps"] == 3 and llm["params"] > 0 and llm["train"]["loss"] > 0
+    assert tower["steps"] == 3 and "acc_color_0" in tower["train"]
+    assert len(bundle.tokenizer) == read_manifest(parts.tokenizer)["vocab"] <= 600
+    assert bundle.model.config.text_config.vocab_size >= len(bundle.tokenizer)
+
+    start = time.perf_counter()
+    again = build_llava(spec)
+    second = time.perf_counter() - start
+    assert second < min(first / 2, 5.0), (first, second)
+    assert not list((tmp_path / "foundation").glob(".*.*.*"))  # no temporary folders left
+    # the cached foundation gives the same LLM and tower weights; the projector is seeded
+    for (name, a), b in zip(
+        bundle.model.state_dict().items(), again.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+    quantized = build_llava(spec, quantization=QuantSpec(compute_dtype="float32"))
+    q_proj = quantized.model.model.language_model.layers[0].self_attn.q_proj
+    assert type(q_proj).__name__ == "Linear4bit"
