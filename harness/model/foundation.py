@@ -5,8 +5,9 @@ random LLM teaches a tiny LLaVA almost nothing. So each tiny size gets, from the
 world only (no download): a byte-level BPE tokenizer, a CLIP vision tower pretrained to name
 what each image region holds, and a LLaMA-style LLM pretrained on the world's text. Each is
 cached under cache_dir("foundation") by everything that determines it (spec, seed, budget,
-version), written atomically and reused, like a download. Each folder holds a manifest.json
-with its build time, parameter count and final training figures.
+version, the world's content), written atomically and reused, like a download. Each folder
+holds a manifest.json with its build time (wall and CPU seconds: on a busy machine the CPU
+time is the figure that compares), parameter count and final training figures.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def tokenizer_dir(vocab: int, seed: int) -> Path:
         from harness.data.synthetic import pretrain_text
         from harness.model.tokenizer import train_tokenizer
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         tokenizer = train_tokenizer(pretrain_text(seed=seed), vocab)
         tokenizer.save_pretrained(str(tmp))
         _manifest(
@@ -74,6 +75,7 @@ def tokenizer_dir(vocab: int, seed: int) -> Path:
             vocab=len(tokenizer),
             seed=seed,
             seconds=time.perf_counter() - start,
+            cpu_seconds=time.process_time() - cpu,
         )
 
     return cached_folder("foundation", key, build)
@@ -101,7 +103,7 @@ def tower_dir(tower: TowerSpec, resolution: int, seed: int, steps: int | None = 
         from harness.data.synthetic import tower_samples
         from harness.model.pretrain import one_thread, train_tower
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         torch.manual_seed(seed)
         cfg = tower.tiny or {}
         model = CLIPVisionModel(
@@ -134,6 +136,7 @@ def tower_dir(tower: TowerSpec, resolution: int, seed: int, steps: int | None = 
             params=_params(model),
             data_seconds=data_seconds,
             seconds=time.perf_counter() - start,
+            cpu_seconds=time.process_time() - cpu,
             train=report,
         )
 
@@ -163,7 +166,7 @@ def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
         from harness.data.synthetic import pretrain_text
         from harness.model.pretrain import one_thread, pack_blocks, train_llm
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
         torch.manual_seed(seed)
         model = LlamaForCausalLM(
@@ -195,6 +198,7 @@ def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
             params=_params(model),
             tokens=int(blocks.numel()),
             seconds=time.perf_counter() - start,
+            cpu_seconds=time.process_time() - cpu,
             train=report,
         )
 
