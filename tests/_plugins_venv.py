@@ -59,11 +59,11 @@ def run(args: list[str], cwd: Path | None = None, env: dict | None = None, timeo
     return result
 
 
-def pip_install(python: Path, *args: str | Path, env: dict | None = None):
+def pip_install(python: Path, *args: str | Path, cwd: Path | None = None):
     """pip install without build isolation or dependencies: nothing is downloaded."""
     result = run(
         [python, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps", *args],
-        env=env,
+        cwd=cwd,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _plugins_venv import clean_env, fresh_venv, pip_install, run
+from _plugins_venv import fresh_venv, pip_install, run
 
 from harness.errors import UserError
 from harness.scaffold import package_files
@@ -17,34 +17,26 @@ def harness(*args, cwd: Path):
     return run([sys.executable, "-m", "harness", *args], cwd=cwd)
 
 
-def test_new_benchmark_installs_editable_in_a_fresh_venv_and_its_test_passes(tmp_path):
+def test_new_packages_install_editable_in_a_fresh_venv_and_pass_their_tests(tmp_path):
     made = harness("new", "benchmark", "foo", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert made.stdout.startswith("wrote harness-foo (benchmark 'foo') in harness-foo")
-    package = tmp_path / "harness-foo"
-    python = fresh_venv(tmp_path / "venv")
-    pip_install(python, "-e", package)
-    tested = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=package)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "2 passed" in tested.stdout
-    listed = run([python, "-m", "harness", "plugins"], cwd=tmp_path)
-    row = next(line for line in listed.stdout.splitlines() if " foo " in line)
-    assert row.split()[:4] == ["benchmark", "foo", "harness-foo", "0.1.0"]
-
-
-def test_new_backend_and_judge_install_and_pass_their_tests(tmp_path):
     for kind, name in (("backend", "head-tune"), ("judge", "exact-match")):
-        made = harness("new", kind, name, "--dir", tmp_path / kind, cwd=tmp_path)
+        made = harness("new", kind, name, "--dir", kind, cwd=tmp_path)
         assert made.returncode == 0, made.stderr
-    site = tmp_path / "site"
-    pip_install(Path(sys.executable), "--target", site, tmp_path / "backend", tmp_path / "judge")
+    python = fresh_venv(tmp_path / "venv")
+    pip_install(python, "-e", "harness-foo", "-e", "backend", "-e", "judge", cwd=tmp_path)
     tested = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "backend", "judge"],
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "harness-foo", "backend", "judge"],
         cwd=tmp_path,
-        env=clean_env(PYTHONPATH=str(site)),
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "4 passed" in tested.stdout
+    assert "6 passed" in tested.stdout
+    listed = run([python, "-m", "harness", "plugins"], cwd=tmp_path)
+    rows = [line.split()[:4] for line in listed.stdout.splitlines()]
+    assert ["benchmark", "foo", "harness-foo", "0.1.0"] in rows
+    assert ["backend", "head-tune", "harness-head-tune", "0.1.0"] in rows
+    assert ["judge", "exact-match", "harness-exact-match", "0.1.0"] in rows
 
 
 def test_skeleton_layout_and_entry_point():
