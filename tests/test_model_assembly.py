@@ -64,7 +64,7 @@ def test_projector_kinds_and_llava_feature_choice(parts, projector):
 
 @pytest.mark.parametrize("projector", ["linear", "mlp2x_gelu"])
 def test_saved_model_reloads_with_plain_transformers_identically(parts, tmp_path, projector):
-    from transformers import AutoTokenizer, LlavaForConditionalGeneration
+    from transformers import AutoProcessor, AutoTokenizer, LlavaForConditionalGeneration
 
     bundle = bundle_of(tiny_spec(projector), parts)
     ids, pixels = inputs(bundle)
@@ -75,6 +75,10 @@ def test_saved_model_reloads_with_plain_transformers_identically(parts, tmp_path
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "saved"))
     assert tokenizer.convert_tokens_to_ids("<image>") == plain.config.image_token_id
     assert torch.equal(logits(plain, ids, pixels), before)
+
+    processor = AutoProcessor.from_pretrained(str(tmp_path / "saved"))
+    prompt = processor(images=[Image.new("RGB", (9, 9))], text=["<image>\nHi"], return_tensors="pt")
+    assert int((prompt["input_ids"] == plain.config.image_token_id).sum()) == bundle.image_tokens
 
     again = load_bundle(tmp_path / "saved")
     assert again.spec == bundle.spec

@@ -40,8 +40,8 @@ class LlavaBundle:
     def encode_images(self, images: list) -> torch.Tensor:
         """pixel_values for PIL images, in the model's dtype."""
         pixels = self.image_processor([im.convert("RGB") for im in images], return_tensors="pt")
-        dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
-        return pixels["pixel_values"].to(dtype if dtype.is_floating_point else torch.float32)
+        tower = (p for n, p in self.model.named_parameters() if "vision_tower" in n)
+        return pixels["pixel_values"].to(next(tower).dtype)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Save and load a trained LLaVA bundle in transformers' own layout.
 
-The folder is what `LlavaForConditionalGeneration.from_pretrained` and `AutoTokenizer` read,
-plus the image processor's config and the ModelSpec as JSON, so that the harness gets its spec
-back and anyone else gets a plain transformers model.
+The folder is what `LlavaForConditionalGeneration.from_pretrained`, `AutoTokenizer` and
+`AutoProcessor` (a LlavaProcessor that expands `<image>` to the patch count) read, plus the
+ModelSpec as JSON, so that the harness gets its spec back and anyone else gets a plain
+transformers model.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from harness.errors import UserError
 from harness.model.assemble import SPEC_FILE, LlavaBundle, use_linear_projector
+from harness.model.templates import IMAGE_TOKEN
 from harness.specs import ModelSpec
 
 
@@ -23,9 +25,23 @@ def save_bundle(bundle: LlavaBundle, out_dir: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     bundle.model.save_pretrained(str(out))
     bundle.tokenizer.save_pretrained(str(out))
-    bundle.image_processor.save_pretrained(str(out))
+    processor_for(bundle).save_pretrained(str(out))
     (out / SPEC_FILE).write_text(bundle.spec.canonical() + "\n")
     return out
+
+
+def processor_for(bundle: LlavaBundle):
+    """transformers' LlavaProcessor for the bundle: CLIP preprocessing + image-token expansion."""
+    from transformers import LlavaProcessor
+
+    return LlavaProcessor(
+        image_processor=bundle.image_processor,
+        tokenizer=bundle.tokenizer,
+        patch_size=bundle.spec.tower.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's CLS token, dropped by "default"
+        image_token=IMAGE_TOKEN,
+    )
 
 
 def read_spec(folder: Path) -> ModelSpec:
