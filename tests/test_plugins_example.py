@@ -120,6 +120,8 @@ def test_example_in_a_fresh_venv_runs_a_real_tiny_lora_matrix(tmp_path):
         "run",
         "--config",
         EXAMPLE / "ci" / "tiny.toml",
+        "--registry",
+        EXAMPLE / "ci" / "registry.toml",  # few pretraining steps: a cold cache builds fast
         "--matrix",
         "sizes=tiny-1m",
         "methods=lora",
