@@ -140,12 +140,20 @@ def assemble(spec: ModelSpec, parts: Parts, dtype: torch.dtype, seed: int = 0) -
     return model.eval()
 
 
-def use_linear_projector(model: Any, spec: ModelSpec) -> Any:
-    """After a plain from_pretrained: fold the two-layer linear projector back into one layer."""
-    if spec.projector == "linear" and not isinstance(
-        model.model.multi_modal_projector, LinearProjector
-    ):
-        model.model.multi_modal_projector = fold_linear(model.model.multi_modal_projector)
+def use_linear_projector(model: Any, spec: ModelSpec, missing: list[str] = ()) -> Any:
+    """After a plain from_pretrained: fold the two-layer linear projector back into one layer.
+
+    A checkpoint written without our state-dict hook (e.g. gathered by DeepSpeed ZeRO-3) lacks
+    `linear_2`: from_pretrained then initialised it randomly, so it is dropped, not folded.
+    """
+    projector = model.model.multi_modal_projector
+    if spec.projector != "linear" or isinstance(projector, LinearProjector):
+        return model
+    if any("multi_modal_projector.linear_2" in key for key in missing):
+        with torch.no_grad():
+            projector.linear_2.weight.copy_(torch.eye(projector.linear_2.out_features))
+            projector.linear_2.bias.zero_()
+    model.model.multi_modal_projector = fold_linear(projector)
     return model
 
 

@@ -62,8 +62,10 @@ def load_bundle(out_dir: Path, *, dtype: torch.dtype | None = None) -> LlavaBund
     folder = Path(out_dir)
     spec = read_spec(folder)
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    model = LlavaForConditionalGeneration.from_pretrained(str(folder), **kwargs)
-    model = use_linear_projector(model, spec).eval()
+    model, info = LlavaForConditionalGeneration.from_pretrained(
+        str(folder), output_loading_info=True, **kwargs
+    )
+    model = use_linear_projector(model, spec, list(info.get("missing_keys", ()))).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     processor = CLIPImageProcessorPil.from_pretrained(str(folder))
     return LlavaBundle(model, tokenizer, processor, spec)
