@@ -128,7 +128,15 @@ def load_plugins(extra: list[ModuleType | object] | None = None) -> Plugins:
     for kind, (hook, required) in KINDS.items():
         for impl in getattr(pm.hook, hook).get_hookimpls():
             origin = plugins.modules[impl.plugin_name]
-            impl.function(register=_registrar(plugins, kind, required, origin))
+            try:
+                impl.function(register=_registrar(plugins, kind, required, origin))
+            except UserError:
+                raise
+            except Exception as exc:  # a broken hook refuses its plugin, not the harness
+                plugins.refused.append(
+                    f"plugin {origin.plugin!r} from {origin.package} {origin.version} failed "
+                    f"in {hook}: {type(exc).__name__}: {exc}"
+                )
     return plugins
 
 

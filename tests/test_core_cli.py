@@ -190,3 +190,26 @@ def test_help_and_plugins_do_not_import_torch():
 def test_version():
     result = harness("--version")
     assert result.returncode == 0 and result.stdout.startswith("harness 0.1.0")
+
+
+def test_a_hook_that_raises_refuses_only_its_plugin(tmp_path):
+    (tmp_path / "broken_plugin.py").write_text(textwrap.dedent("""
+        from harness.hookspecs import hookimpl
+
+        @hookimpl
+        def register_benchmarks(register):
+            raise RuntimeError("cannot find my data")
+    """))
+    dist = tmp_path / "harness_broken-1.2.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-broken\nVersion: 1.2\n")
+    (dist / "entry_points.txt").write_text("[harness]\nbroken = broken_plugin\n")
+    result = harness("plugins", "--json", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0
+    import json
+
+    body = json.loads(result.stdout)
+    assert any(r["name"] == "llava-bench" for r in body["registered"])
+    assert body["refused"] == [
+        "plugin 'broken' from harness-broken 1.2 failed in register_benchmarks: "
+        "RuntimeError: cannot find my data"]
