@@ -5,8 +5,9 @@ synthetic world's MMLU set in cais/mmlu's hub layout are scored by the harness's
 mmlu plugin's requests, harness.eval's log-likelihood scoring) and by lm-eval (`--model hf`,
 a local task per subject that includes lm-eval's own mmlu template and reads the same folder).
 Accuracy must be identical and every per-choice log-likelihood equal within 1e-4; the last line
-is `RATIO mmlu_vs_lm_eval <lm-eval seconds / harness seconds>` (lm-eval at its default batch
-size, the harness at its default; both timed from model load to scores, imports excluded).
+is `RATIO mmlu_vs_lm_eval <lm-eval seconds / harness seconds>` at the same batch size (32), both
+timed from model load to scores with imports excluded; the full run also times lm-eval at its
+own default batch size (1).
 
 lm-eval[hf] is installed on first use into bench/.venv-lm-eval, a venv that sees the project
 venv's packages (torch and transformers are not downloaded again).
@@ -43,7 +44,7 @@ manager = TaskManager(include_path=args["include_path"])
 indexed = time.perf_counter()
 results = lm_eval.simple_evaluate(
     model="hf",
-    model_args={"pretrained": args["model"], "dtype": "float32"},
+    model_args=args["model_args"],
     tasks=[args["task"]],
     num_fewshot=args["shots"],
     batch_size=args["batch_size"],
@@ -79,7 +80,7 @@ def ensure_lm_eval() -> None:
     ).stdout.strip()
     Path(purelib, "project-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
-        [str(LM_EVAL_PYTHON), "-m", "pip", "install", "-q", "lm-eval[hf]"],
+        [str(LM_EVAL_PYTHON), "-m", "pip", "install", "-q", "lm-eval[hf]==0.4.13"],
         check=True,
     )
     if not _imports_lm_eval():
@@ -169,17 +170,21 @@ def run_harness(model_dir: Path, mmlu_root: Path, work: Path, batch_size: int) -
     }
 
 
-def run_lm_eval(model_dir: Path, task_dir: Path, tag: str, work: Path, batch_size: int) -> dict:
+def run_lm_eval(
+    model_dir: Path, task_dir: Path, tag: str, work: Path, batch_size: int, extra: str = ""
+) -> dict:
     """lm-eval's Python API in its own venv; datasets' cache kept under `work`."""
     driver = work / "lm_eval_driver.py"
     driver.write_text(DRIVER)
     out = work / f"lm_eval_b{batch_size}.json"
     args = {
         "include_path": str(task_dir),
-        "model": str(model_dir),
         "task": tag,
         "shots": SHOTS,
         "batch_size": batch_size,
+        "model_args": ",".join(
+            [f"pretrained={model_dir}", "dtype=float32", *filter(None, [extra])]
+        ),
         "out": str(out),
     }
     env = dict(os.environ, HF_DATASETS_CACHE=str(work / "hf-datasets"), HF_HUB_OFFLINE="1")
@@ -220,9 +225,19 @@ def compare(harness: dict, lm_eval: dict) -> tuple[int, int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the small set (200 questions)")
-    parser.add_argument("--batch-size", type=int, default=32, help="the harness's batch size")
-    parser.add_argument("--lm-eval-batch-size", type=int, default=1, help="lm-eval's (default 1)")
+    parser.add_argument("--quick", action="store_true", help="200 questions; same batch only")
+    parser.add_argument("--batch-size", type=int, default=32, help="both sides' batch size")
+    parser.add_argument(
+        "--lm-eval-default-batch",
+        type=int,
+        default=1,
+        help="lm-eval's own default batch size, also timed in the full run",
+    )
+    parser.add_argument(
+        "--lm-eval-model-args",
+        default="",
+        help="extra lm-eval model_args, e.g. add_bos_token=False",
+    )
     parser.add_argument("--keep", action="store_true", help="keep bench/out/mmlu_vs_lm_eval")
     args = parser.parse_args()
     work = BENCH / "out" / "mmlu_vs_lm_eval"
@@ -231,51 +246,58 @@ def main() -> None:
     try:
         ensure_lm_eval()
         mmlu_root, model_dir, subjects = prepare(work, "small" if args.quick else "medium")
-        tag = write_tasks(work / "tasks", mmlu_root, subjects)
-        theirs = run_lm_eval(model_dir, work / "tasks", tag, work, args.lm_eval_batch_size)
+        tasks = work / "tasks"
+        tag = write_tasks(tasks, mmlu_root, subjects)
+        extra = args.lm_eval_model_args
+        runs = [("lm-eval", args.batch_size)]
+        if not args.quick and args.lm_eval_default_batch != args.batch_size:
+            runs.append(("lm-eval, its default batch", args.lm_eval_default_batch))
+        theirs = [(name, b, run_lm_eval(model_dir, tasks, tag, work, b, extra)) for name, b in runs]
         ours = run_harness(model_dir, mmlu_root, work, args.batch_size)
-        same_batch = None
-        if not args.quick and args.lm_eval_batch_size != args.batch_size:
-            same_batch = run_lm_eval(model_dir, work / "tasks", tag, work, args.batch_size)
-        report(ours, theirs, same_batch, args, len(subjects))
+        report(ours, theirs, args, len(subjects))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def report(ours: dict, theirs: dict, same_batch: dict | None, args, n_subjects: int) -> None:
-    ours_right, theirs_right, worst = compare(ours, theirs)
+def report(ours: dict, theirs: list[tuple[str, int, dict]], args, n_subjects: int) -> None:
     n = len(ours["logliks"])
+    first = theirs[0][2]
     print(f"MMLU {SHOTS}-shot, {n} questions over {n_subjects} subjects, tiny-1m foundation LLM")
-    print(f"lm-eval {theirs['version']} (--model hf); times exclude imports")
-    print(f"{'run':<34}{'batch':>6}{'eval s':>9}{'accuracy':>10}")
-    rows = [("harness", args.batch_size, ours["eval_s"], ours_right)]
-    rows.append(
-        ("lm-eval (its default batch)", args.lm_eval_batch_size, theirs["eval_s"], theirs_right)
+    print(
+        f"lm-eval {first['version']} --model hf {args.lm_eval_model_args or '(defaults)'}; "
+        "times from model load to scores, imports excluded"
     )
-    if same_batch is not None:
-        _, right, worst_b = compare(ours, same_batch)
-        worst = max(worst, worst_b)
-        rows.append(("lm-eval (harness's batch)", args.batch_size, same_batch["eval_s"], right))
-    for name, batch, seconds, right in rows:
-        print(f"{name:<34}{batch:>6}{seconds:>9.2f}{right / n * 100:>9.2f}%")
+    print(f"{'run':<28}{'batch':>6}{'eval s':>9}{'accuracy':>10}{'max |dlogL|':>13}{'ratio':>7}")
+    ours_right, _, _ = compare(ours, first)
+    print(
+        f"{'harness':<28}{args.batch_size:>6}{ours['eval_s']:>9.2f}"
+        f"{ours_right / n * 100:>9.2f}%{'':>13}{1:>7.2f}"
+    )
+    worst, same = 0.0, True
+    for name, batch, body in theirs:
+        _, right, diff = compare(ours, body)
+        worst, same = max(worst, diff), same and right == ours_right
+        print(
+            f"{name:<28}{batch:>6}{body['eval_s']:>9.2f}{right / n * 100:>9.2f}%"
+            f"{diff:>13.2e}{body['eval_s'] / ours['eval_s']:>7.2f}"
+        )
     print(
         f"harness phases: load {ours['load_s']:.2f} s, "
-        f"items+requests {ours['requests_s']:.2f} s, "
-        f"scoring {ours['score_s']:.2f} s"
-    )
-    print(
-        f"lm-eval outside the timing: import {theirs['import_s']:.2f} s, "
-        f"task index {theirs['index_s']:.2f} s"
+        f"items+requests {ours['requests_s']:.2f} s, scoring {ours['score_s']:.2f} s; "
+        f"lm-eval outside its timing: import {first['import_s']:.2f} s, "
+        f"task index {first['index_s']:.2f} s"
     )
     print(f"largest per-choice log-likelihood difference: {worst:.2e} (limit {TOLERANCE:g})")
-    same = all(r[3] == ours_right for r in rows)
     print(f"accuracy identical: {'yes' if same else 'NO'}")
-    if same_batch is not None:
-        print(f"ratio at the same batch size: {same_batch['eval_s'] / ours['eval_s']:.2f}")
     if not same or worst > TOLERANCE:
+        print(
+            "lm-eval 0.4.13 encodes with the tokenizer's special tokens (a leading BOS for "
+            "LLaMA tokenizers) unless add_bos_token is set; rerun with --lm-eval-model-args "
+            "add_bos_token=False to compare against encoding without special tokens"
+        )
         sys.exit("FAIL: the harness and lm-eval disagree")
-    print(f"RATIO mmlu_vs_lm_eval {theirs['eval_s'] / ours['eval_s']:.2f}")
+    print(f"RATIO mmlu_vs_lm_eval {first['eval_s'] / ours['eval_s']:.2f}")
 
 
 if __name__ == "__main__":
