@@ -106,3 +106,80 @@ def test_zero2_and_zero3_on_cpu_match_plain_fp32_losses(ds_runs):
     assert saved[3].keys() == saved[None].keys()
     for name, tensor in saved[None].items():
         assert torch.allclose(saved[3][name], tensor, atol=1e-4), name
+
+
+def test_launch_command_runs_every_rank_through_the_deepspeed_launcher(tmp_path):
+    from harness.train.launch import launch_command, write_hostfile
+
+    hostfile = write_hostfile(["node-a", "node-b"], 8, tmp_path / "hostfile")
+    assert hostfile.read_text() == "node-a slots=8\nnode-b slots=8\n"
+    cmd = launch_command(
+        tmp_path / "cell.json",
+        "lora",
+        tmp_path / "s1",
+        tmp_path / "out",
+        gpus_per_node=8,
+        nodes=2,
+        hostfile=hostfile,
+    )
+    assert cmd[:7] == [
+        "deepspeed",
+        "--hostfile",
+        str(hostfile),
+        "--num_nodes",
+        "2",
+        "--num_gpus",
+        "8",
+    ]
+    assert cmd[cmd.index("--module") + 1] == "harness.train.launch"
+    assert cmd[cmd.index("--backend") + 1] == "lora"
+    with pytest.raises(UserError, match="needs a hostfile"):
+        launch_command(tmp_path / "c.json", "full", tmp_path, tmp_path, gpus_per_node=8, nodes=4)
+
+
+def test_stage2_on_several_gpus_launches_and_records_the_command(tmp_path, monkeypatch):
+    """With 8 GPUs visible the step runs the launcher and keeps its exact command."""
+    import subprocess
+
+    from _train_fixtures import cell, write_data
+
+    import harness.train.launch as launch
+    import harness.train.stages as stages
+    from harness.results import TrainRecord
+    from harness.specs import CellSpec
+
+    seen = {}
+
+    class FakeLauncher:
+        def __init__(self, cmd, **kwargs):
+            seen["cmd"] = cmd
+            out = cmd[cmd.index("--out") + 1]
+            seen["cell"] = CellSpec.model_validate_json(open(cmd[cmd.index("--cell") + 1]).read())
+            record = TrainRecord(stage="stage2", method="lora", steps=3, gpus=8)
+            (tmp_path / "out" / launch.RECORD_FILE).write_text(record.model_dump_json())
+            assert out == str(tmp_path / "out")
+            self.stdout, self.returncode = iter(["rank 0: step 3/3\n"]), 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(stages, "planned_world", lambda hardware: (8, 1))
+    monkeypatch.setattr(launch, "planned_world", lambda hardware: (8, 1))
+    monkeypatch.setattr(subprocess, "Popen", FakeLauncher)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    (tmp_path / "s1").mkdir()
+    import torch
+    from safetensors.torch import save_file
+
+    save_file(
+        {"linear_1.weight": torch.zeros(2, 2)}, str(tmp_path / "s1" / "projector.safetensors")
+    )
+    spec = cell(write_data(tmp_path / "data"), "lora")
+    lines = []
+    record = stages.run_stage2(spec, LoRA(), tmp_path / "s1", tmp_path / "out", lines.append)
+    assert record.launch_command == seen["cmd"] and record.gpus == 8
+    assert seen["cell"] == spec
+    assert "--num_gpus" in seen["cmd"] and "rank 0: step 3/3" in lines
