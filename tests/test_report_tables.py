@@ -111,7 +111,7 @@ def test_tables_appear_only_when_the_run_has_their_axes():
     assert _keys([one]) == ["table1"]  # one size/res/mix: no 3a; no cost: no Table 4
     two = _cell(
         "b",
-        {"size": "tiny-5m", "method": "lora", "res": 32, "mix": "llava"},
+        {"size": "tiny-2m", "method": "lora", "res": 32, "mix": "llava"},
         llava_bench=(55.0, "overall"),
         mmlu=(30.0, "micro"),
     )
