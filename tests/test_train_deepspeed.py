@@ -85,8 +85,6 @@ def ds_runs(tmp_path_factory):
         out = root / f"zero{zero}"
         records[zero] = (run_stage2(spec, FullFineTune(), root / "s1", out, lambda line: None), out)
     yield records
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
     mp.undo()
 
 

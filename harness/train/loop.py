@@ -22,6 +22,7 @@ from harness.train.measure import Meter
 from harness.train.settings import (
     batch_plan,
     check_train,
+    inside_launcher,
     planned_steps,
     resolve_precision,
     warmup_steps,
@@ -231,4 +232,11 @@ def finish(outcome: Outcome, out_dir: Path) -> None:
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     unset_hf_deepspeed_config()
+    if outcome.trainer.is_deepspeed_enabled and not inside_launcher():
+        # In-process DeepSpeed leaves accelerate's DeepSpeed state behind; the next stage in
+        # this process (maybe without DeepSpeed) must not inherit it.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)  # set for good by accelerate
     shutil.rmtree(Path(out_dir) / CHECKPOINTS, ignore_errors=True)
