@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Where the study's protocol files are mirrored beside the project (offline machines), use them.
+MIRROR := $(wildcard ../shared/upstream)
+
 run: $(STAMP)
-	$(BIN)/harness run
+	$(if $(MIRROR),HARNESS_ASSETS_MIRROR=$(abspath $(MIRROR)) )$(BIN)/harness run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

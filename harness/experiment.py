@@ -6,6 +6,7 @@ Flags are applied over the experiment (registry entry or --config file) in one p
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ def build_plan(opts: Options, plugins: Plugins) -> Plan:
         plugins.get("benchmark", bench)
     steps = build_dag(cells, plugins)
     run_dir = Path(opts.out or Path("runs") / exp.name).resolve()
+    mirror = opts.assets_mirror or os.environ.get("HARNESS_ASSETS_MIRROR") or None
     store = Path(opts.store).resolve() if opts.store else run_dir / "store"
     experiment = exp.model_dump(mode="json")
     if axes:
@@ -117,5 +119,5 @@ def build_plan(opts: Options, plugins: Plugins) -> Plan:
         cells={c.id: c for c in cells},
         steps=steps,
         registry_file=str(Path(opts.registry).resolve()) if opts.registry else None,
-        assets_mirror=str(Path(opts.assets_mirror).resolve()) if opts.assets_mirror else None,
+        assets_mirror=str(Path(mirror).resolve()) if mirror else None,
     )

@@ -22,7 +22,7 @@ STAGE2_SAMPLES = 80_000
 STAGE2_TEXT_TOKENS = 340  # average text tokens per LLaVA-80K conversation
 STAGE1_SAMPLES = 558_000
 STAGE1_TEXT_TOKENS = 20
-FLOPS_PER_PARAM_TOKEN = {"full": 6.0, "lora": 4.0, "qlora": 4.0, "projector": 2.0}
+FLOPS_PER_PARAM_TOKEN = {"full": 6.0, "lora": 4.0, "qlora": 4.0, "projector": 4.0}
 
 # Table 4 (size in B params, method, GPU-hours per node), the default calibration set.
 PAPER_TABLE4 = [
