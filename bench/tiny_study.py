@@ -7,7 +7,7 @@ foundation models first), evaluates every benchmark on the real images and on sh
     benchmark  cell  score  shuffled  chance
 
 A model that learned from the images scores above both columns. Final line:
-`RATIO tiny_study <best score / shuffled score on MMBench>`.
+`STUDY tiny_study <best score / shuffled score on MMBench>` (not a RATIO line: run_all skips it).
 
     .venv/bin/python bench/tiny_study.py [--quick] [--out bench/out/tiny_study]
 """
@@ -63,7 +63,7 @@ def main() -> int:
         if bench == "mmbench" and score is not None and shuffled:
             best_ratio = max(best_ratio, score / shuffled)
     print(f"\nwall time {wall:.0f} s (exit code {code})")
-    print(f"RATIO tiny_study {best_ratio:.2f}")
+    print(f"STUDY tiny_study {best_ratio:.2f}")
     return code
 
 

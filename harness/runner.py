@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from harness.dag import KINDS
 from harness.errors import PluginError, UserError
 from harness.jobs import StepJob, log_path
 from harness.plan import Plan
@@ -60,7 +61,10 @@ def run_plan(
         if store.done(step.key):
             state[step.id] = "done"
             summary.reused.append(step.id)
-    pending = [s for s in plan.steps if s.id not in state]
+    # training first: every model is trained before any is evaluated (a CPU 4-bit forward
+    # breaks later 4-bit training in its process, and results arrive cell by cell sooner)
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    pending = sorted((s for s in plan.steps if s.id not in state), key=lambda s: order[s.kind])
     running: dict[str, Any] = {}
     columns = (
         TextColumn("[bold]{task.description}"),

@@ -208,10 +208,24 @@ def run_stage(run: StageRun) -> Outcome:
     )
     meter.start()
     try:
-        trainer.train(resume_from_checkpoint=resume)
+        with _threads_for(run.model):
+            trainer.train(resume_from_checkpoint=resume)
     finally:
         meter.stop()
     return Outcome(trainer, meter, trainer.state.global_step, resume)
+
+
+def _threads_for(model: Any):
+    """One intra-op thread for small models on CPU (as evaluation and foundation builds do):
+    their matrices gain nothing from more, and on a busy machine threads cost several-fold."""
+    from contextlib import nullcontext
+
+    from harness.eval.engine import SMALL_MODEL
+    from harness.model.pretrain import one_thread
+
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL
+    return one_thread() if on_cpu and small else nullcontext()
 
 
 def consolidate(outcome: Outcome) -> None:
