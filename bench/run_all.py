@@ -27,6 +27,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RATIO_LINE = re.compile(r"^RATIO\s+(\S+)\s+(\S+)\s*$")
+PRINTS_RATIO = re.compile(r"""["']RATIO \w+""")  # a string literal that starts a RATIO line
+NOISE = re.compile(r"^\{'|^\s*$")  # HF Trainer's log dicts, blank lines
 # name -> (comparison, threshold, unit) from the performance issue; names absent have no goal
 GOALS = {
     "mmlu_vs_lm_eval": (">=", 2.0, "x"),
@@ -42,10 +44,18 @@ SCRIPT_TIMEOUT_S = 3600
 class Outcome:
     script: str
     seconds: float
-    output: str
+    output: str  # stdout
     returncode: int
     name: str | None = None
     value: float | None = None
+    errors: str = ""  # stderr
+
+    def table(self) -> str:
+        """What the script printed, without training logs; with stderr's tail if it failed."""
+        lines = [line for line in self.output.splitlines() if not NOISE.match(line)]
+        if self.value is None and self.errors.strip():
+            lines += ["--- stderr (last lines) ---", *self.errors.strip().splitlines()[-25:]]
+        return "\n".join(lines)
 
     @property
     def verdict(self) -> str:
@@ -74,7 +84,7 @@ def ratio_scripts(only: list[str] | None = None) -> list[Path]:
     for path in sorted(BENCH.glob("*.py")):
         if path.name == Path(__file__).name or path.name.startswith("_"):
             continue
-        if "RATIO " not in path.read_text(encoding="utf-8"):
+        if not PRINTS_RATIO.search(path.read_text(encoding="utf-8")):
             continue
         if only and path.stem not in only:
             continue
@@ -96,17 +106,16 @@ def run_script(path: Path, quick: bool) -> Outcome:
             text=True,
             timeout=SCRIPT_TIMEOUT_S,
         )
-        output, code = proc.stdout + proc.stderr, proc.returncode
+        output, errors, code = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as exc:
         partial = exc.stdout or b""
         output = partial.decode() if isinstance(partial, bytes) else partial
-        output += f"\n(timed out after {SCRIPT_TIMEOUT_S} s)"
-        code = -1
-    outcome = Outcome(path.name, time.perf_counter() - started, output, code)
+        errors, code = f"(timed out after {SCRIPT_TIMEOUT_S} s)", -1
+    outcome = Outcome(path.name, time.perf_counter() - started, output, code, errors=errors)
     found = parse_ratio(output) if code == 0 else None
     if found:
         outcome.name, outcome.value = found
-    print(output.rstrip(), flush=True)
+    print(outcome.table(), flush=True)
     return outcome
 
 
@@ -189,7 +198,7 @@ def write_results(path: Path, outcomes: list[Outcome], info: dict, quick: bool, 
             f"| {o.seconds:.0f} |"
         )
     for o in outcomes:
-        lines += ["", f"## {o.script}", "", "```", o.output.strip()[-6000:], "```"]
+        lines += ["", f"## {o.script}", "", "```", o.table()[-6000:], "```"]
     if gpu is not None:
         lines += ["", "## bench/gpu_check.sh", "", "```", gpu.strip(), "```"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

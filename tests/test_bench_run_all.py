@@ -32,6 +32,23 @@ def test_scripts_are_those_printing_a_ratio():
     assert {"mmlu_vs_lm_eval.py", "generation.py", "cli_startup.py"} <= set(names)
 
 
+def test_only_a_printed_ratio_line_selects_a_script(tmp_path, monkeypatch):
+    run_all = _run_all()
+    (tmp_path / "mentions.py").write_text('"""Ends with `STUDY x` (not a RATIO line)."""\n')
+    (tmp_path / "prints.py").write_text('print(f"RATIO prints {2.0:.2f}")\n')
+    (tmp_path / "_helper.py").write_text('print("RATIO helper 1")\n')
+    monkeypatch.setattr(run_all, "BENCH", tmp_path)
+    assert [p.name for p in run_all.ratio_scripts()] == ["prints.py"]
+
+
+def test_tables_leave_out_training_logs_and_keep_stderr_of_failures():
+    run_all = _run_all()
+    ok = run_all.Outcome("t.py", 1.0, "{'loss': '4.5'}\n\nmethod  ratio\nRATIO t 1", 0, "t", 1.0)
+    assert ok.table() == "method  ratio\nRATIO t 1"
+    failed = run_all.Outcome("m.py", 1.0, "a table\n", 1, errors="Traceback\nValueError: bad")
+    assert failed.table().endswith("ValueError: bad") and "a table" in failed.table()
+
+
 def test_verdicts_follow_the_goals():
     run_all = _run_all()
     make = run_all.Outcome
