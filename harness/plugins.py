@@ -122,6 +122,8 @@ def load_plugins(extra: list[ModuleType | object] | None = None) -> Plugins:
         pm.register(module, name=ep.name)
         plugins.modules[ep.name] = origin
     for index, obj in enumerate(extra or []):
+        if pm.is_registered(obj):  # already found through its entry point
+            continue
         name = getattr(obj, "__name__", f"extra-{index}")
         pm.register(obj, name=name)
         plugins.modules[name] = Origin(name, "(in process)", "-")

@@ -26,6 +26,8 @@ from harness.errors import PluginError, UserError
 from harness.jobs import StepJob, log_path
 from harness.plan import Plan
 
+TRAINING = ("stage1", "stage2")
+
 
 @dataclass
 class RunSummary:
@@ -61,8 +63,8 @@ def run_plan(
         if store.done(step.key):
             state[step.id] = "done"
             summary.reused.append(step.id)
-    # training first: every model is trained before any is evaluated (a CPU 4-bit forward
-    # breaks later 4-bit training in its process, and results arrive cell by cell sooner)
+    # training first: no model is evaluated before every model is trained (a CPU 4-bit forward
+    # breaks later 4-bit training in its process, and worker processes are reused)
     order = {kind: i for i, kind in enumerate(KINDS)}
     pending = sorted((s for s in plan.steps if s.id not in state), key=lambda s: order[s.kind])
     running: dict[str, Any] = {}
@@ -78,9 +80,15 @@ def run_plan(
         *columns, console=console, transient=False, disable=not console.is_terminal
     ) as progress:
         task = progress.add_task("steps", total=len(plan.steps), completed=len(summary.reused))
+        kinds = {s.id: s.kind for s in plan.steps}
         while pending or running:
             launch = []
+            training_left = any(s.kind in TRAINING for s in pending) or any(
+                kinds[sid] in TRAINING for sid in running
+            )
             for step in list(pending):
+                if training_left and step.kind not in TRAINING:
+                    continue
                 dep_states = [state.get(d) for d in step.deps]
                 if any(s in ("failed", "skipped") for s in dep_states):
                     bad = next(d for d in step.deps if state.get(d) in ("failed", "skipped"))

@@ -111,3 +111,32 @@ def test_cluster_without_default_partition_is_refused_before_anything(tmp_path, 
     assert "no default partition: set executor.partition" in result.stderr
     sinfo.write_text("#!/bin/sh\necho gpu*\necho cpu\n")
     SlurmExecutor(ExecutorSpec(name="slurm"))  # a default partition: accepted
+
+
+def test_local_executor_with_worker_processes_matches_serial(tmp_path, monkeypatch):
+    _dist(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers start from this sys.path
+    reset_plugins(None)  # found through the installed entry point, as in the workers
+    (tmp_path / "reg.toml").write_text(fakes.REGISTRY)
+    (tmp_path / "exp.toml").write_text(fakes.EXPERIMENT)
+    try:
+        common = {
+            "matrix": ["lr=1e-4,2e-4"],
+            "registry": tmp_path / "reg.toml",
+            "config": tmp_path / "exp.toml",
+        }
+        assert run_command(Options(out=tmp_path / "pool", max_parallel=2, **common)) == 0
+        assert run_command(Options(out=tmp_path / "serial", **common)) == 0
+    finally:
+        reset_plugins(None)
+    pool = json.loads((tmp_path / "pool" / "results.json").read_text())
+    serial = json.loads((tmp_path / "serial" / "results.json").read_text())
+    assert [c["benchmarks"] for c in pool["cells"]] == [c["benchmarks"] for c in serial["cells"]]
+    starts = {}
+    for path in (tmp_path / "pool" / "store" / "steps").glob("*/manifest.json"):
+        body = json.loads(path.read_text())
+        starts[body["step"]] = (body["kind"], body["start"], body["end"], body["pid"])
+    last_training_end = max(e for k, _, e, _ in starts.values() if k in ("stage1", "stage2"))
+    first_eval_start = min(s for k, s, _, _ in starts.values() if k == "generate")
+    assert first_eval_start >= last_training_end  # every model trained before any evaluation
+    assert len({pid for *_, pid in starts.values()}) == 2  # two reused worker processes
