@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,7 +33,7 @@ def quick_spec() -> ModelSpec:
     )
     size = SizeSpec(
         name="quick",
-        hidden_size=64,
+        hidden_size=96,  # not a multiple of the 4-bit block (64): the CPU repack's weak spot
         params_b=0.0001,
         tower="quick-clip",
         tiny={"layers": 1, "heads": 2, "intermediate": 128, "vocab": 600, "pretrain_steps": 3},
@@ -49,9 +49,7 @@ def test_tiny_build_is_cached_and_assembles(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     spec = quick_spec()
-    start = time.perf_counter()
     bundle = build_llava(spec)
-    first = time.perf_counter() - start
     parts = parts_for(spec)
     assert all(p.startswith(str(tmp_path / "foundation")) for p in vars(parts).values())
     llm, tower = read_manifest(parts.llm), read_manifest(parts.tower)
@@ -60,10 +58,10 @@ def test_tiny_build_is_cached_and_assembles(tmp_path, monkeypatch):
     assert len(bundle.tokenizer) == read_manifest(parts.tokenizer)["vocab"] <= 600
     assert bundle.model.config.text_config.vocab_size >= len(bundle.tokenizer)
 
-    start = time.perf_counter()
+    built = {p: (Path(p) / "manifest.json").stat().st_mtime_ns for p in vars(parts).values()}
     again = build_llava(spec)
-    second = time.perf_counter() - start
-    assert second < min(first / 2, 5.0), (first, second)
+    rebuilt = {p: (Path(p) / "manifest.json").stat().st_mtime_ns for p in vars(parts).values()}
+    assert rebuilt == built  # reused from the cache, not built again
     assert not list((tmp_path / "foundation").glob(".*.*.*"))  # no temporary folders left
     # the cached foundation gives the same LLM and tower weights; the projector is seeded
     for (name, a), b in zip(
@@ -74,3 +72,12 @@ def test_tiny_build_is_cached_and_assembles(tmp_path, monkeypatch):
     quantized = build_llava(spec, quantization=QuantSpec(compute_dtype="float32"))
     q_proj = quantized.model.model.language_model.layers[0].self_attn.q_proj
     assert type(q_proj).__name__ == "Linear4bit"
+    # a no-grad forward (evaluation) works at widths that are not multiples of the 4-bit block,
+    # and training still works after it in the same process
+    ids = torch.tensor([[1, 5, 7, 9]])
+    with torch.no_grad():
+        quantized.model(input_ids=ids)
+    q_proj.weight.requires_grad_(False)
+    quantized.model.model.multi_modal_projector.requires_grad_(True)
+    out = quantized.model(input_ids=ids, labels=ids)
+    out.loss.backward()

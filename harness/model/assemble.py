@@ -205,4 +205,16 @@ def _quantized(spec: ModelSpec, parts: Parts, quantization: QuantSpec, dtype: to
     model = LlavaForConditionalGeneration.from_pretrained(
         str(folder), quantization_config=bnb_config(quantization), dtype=dtype
     )
+    keep_cpu_4bit_layout(model)
     return use_linear_projector(model, spec).eval()
+
+
+def keep_cpu_4bit_layout(model: Any) -> None:
+    """Turn off bitsandbytes' CPU repacking of 4-bit weights on the first no-grad forward.
+
+    The repack needs every input width to be a multiple of the quantization block (64) and
+    leaves the weights unusable for training afterwards; the plain 4-bit matmul needs neither.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
