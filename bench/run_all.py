@@ -28,7 +28,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RATIO_LINE = re.compile(r"^RATIO\s+(\S+)\s+(\S+)\s*$")
 PRINTS_RATIO = re.compile(r"""["']RATIO \w+""")  # a string literal that starts a RATIO line
-NOISE = re.compile(r"^\{'|^\s*$")  # HF Trainer's log dicts, blank lines
+# HF Trainer's log dicts, logging lines ("[date time] [WARNING] ..."), progress bars, blank lines
+NOISE = re.compile(r"^\{'|^\[\d{4}-\d\d-\d\d [^]]*\] \[[A-Z]+\]|\d+(\.\d+)?(it|s)/(s|it)\]|^\s*$")
 # name -> (comparison, threshold, unit) from the performance issue; names absent have no goal
 GOALS = {
     "mmlu_vs_lm_eval": (">=", 2.0, "x"),
@@ -52,9 +53,10 @@ class Outcome:
 
     def table(self) -> str:
         """What the script printed, without training logs; with stderr's tail if it failed."""
-        lines = [line for line in self.output.splitlines() if not NOISE.match(line)]
+        lines = [line for line in self.output.splitlines() if not NOISE.search(line)]
         if self.value is None and self.errors.strip():
-            lines += ["--- stderr (last lines) ---", *self.errors.strip().splitlines()[-25:]]
+            errors = [line for line in self.errors.splitlines() if not NOISE.search(line)]
+            lines += ["--- stderr (last lines) ---", *errors[-25:]]
         return "\n".join(lines)
 
     @property

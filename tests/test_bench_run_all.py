@@ -43,9 +43,17 @@ def test_only_a_printed_ratio_line_selects_a_script(tmp_path, monkeypatch):
 
 def test_tables_leave_out_training_logs_and_keep_stderr_of_failures():
     run_all = _run_all()
-    ok = run_all.Outcome("t.py", 1.0, "{'loss': '4.5'}\n\nmethod  ratio\nRATIO t 1", 0, "t", 1.0)
+    log = "[2026-11-26 23:31:24,810] [WARNING] [real_accelerator.py:213:get_accelerator] CPU\n"
+    text = log + "{'loss': '4.5'}\n\nmethod  ratio\nRATIO t 1"
+    ok = run_all.Outcome("t.py", 1.0, text, 0, "t", 1.0)
     assert ok.table() == "method  ratio\nRATIO t 1"
-    failed = run_all.Outcome("m.py", 1.0, "a table\n", 1, errors="Traceback\nValueError: bad")
+    failed = run_all.Outcome(
+        "m.py",
+        1.0,
+        "a table\n",
+        1,
+        errors="Traceback\nValueError: bad\nLoading: 100%|█| 30/30 [00:00<00:00, 22489.57it/s]\n",
+    )
     assert failed.table().endswith("ValueError: bad") and "a table" in failed.table()
 
 
