@@ -81,7 +81,12 @@ def test_budget_refuses_a_plan_over_it(tmp_path):
         str(tmp_path / "run"),
     )
     assert run.returncode == 2
-    assert "estimated cost $171" in run.stderr and "exceeds --budget-usd $10.00" in run.stderr
+    plan = _harness("plan", "--matrix", "sizes=33b", "methods=lora", "--json")
+    total = json.loads(plan.stdout)["total_estimate"]["total_usd"]
+    assert run.stderr == (
+        f"error: the plan's estimated cost ${total:,.2f} exceeds --budget-usd "
+        "$10.00; nothing was started\n"
+    )
     assert not (tmp_path / "run").exists()
 
 
