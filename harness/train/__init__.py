@@ -21,7 +21,19 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
+def _cpu_deepspeed_quietly() -> None:
+    """Tell DeepSpeed it is on the CPU when it is, instead of letting it warn on every import."""
+    import os
+
+    if "DS_ACCELERATOR" not in os.environ:
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ["DS_ACCELERATOR"] = "cpu"
+
+
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
+        _cpu_deepspeed_quietly()
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'harness.train' has no attribute {name!r}")
