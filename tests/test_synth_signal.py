@@ -58,8 +58,21 @@ def _practice(world: Path) -> list[tuple[str, dict[str, str], str]]:
             question = next(line for line in lines if not re.match(r"^[A-D]\. ", line))
             if len(lines) - len(options) == 2:  # a hint line comes first
                 question = lines[1]
-            rows.append((question, options, answer))
+            letter = next(k for k, v in options.items() if v == answer)
+            rows.append((question, options, letter))
     return rows
+
+
+def test_stage2_practice_replies_with_an_option_mmbench_maps_to_its_letter(
+    synth_world: Path,
+) -> None:
+    """The practice replies with the right option's text; MMBench's extraction ladder (step 2)
+    maps it back to the right letter, so CircularEval scores what the model saw."""
+    from harness_plugins.benchmarks._choices import extract
+
+    practice = _practice(synth_world)
+    mapped = sum(extract(options[letter], options) == letter for _, options, letter in practice)
+    assert mapped / len(practice) > 0.97
 
 
 def test_stage2_letter_practice_is_plentiful_and_balanced(synth_world: Path) -> None:

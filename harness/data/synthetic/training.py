@@ -18,6 +18,13 @@ from harness.data.synthetic.mmlu import LETTERS, practice
 from harness.data.synthetic.scenes import random_scene
 from harness.data.synthetic.talk import chat_pairs, vicuna_questions
 
+# How the MMBench-format practice replies: "option" (the right option's text) or "letter".
+# Measured: the tiny LLMs do not learn the option-to-letter lookup within the default run's
+# budget (400 steps x 32 answer-only lookup drills left the loss at ln 4), so letter replies
+# teach a constant letter, which CircularEval scores 0. MMBench's extraction ladder maps an
+# option's text to its letter (step 2), so option replies let the benchmark measure vision.
+MC_REPLY = "option"
+
 TRAIN_SIZES = {
     "small": {
         "images": 2400,
@@ -81,11 +88,16 @@ def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
             balanced_choices(leaf, sizes["mc_per_leaf"], rng, pool=scenes)
         ):
             prompt = "<image>\n" + mmbench_prompt(choice)
+            reply = (
+                choice.options[LETTERS.index(choice.answer)]
+                if MC_REPLY == "option"
+                else choice.answer
+            )
             instruct.append(
                 {
                     "id": f"mc_{leaf.name}_{index:05d}",
                     "image": image_of[scene],
-                    "conversations": _turn(prompt, choice.answer),
+                    "conversations": _turn(prompt, reply),
                 }
             )
     rng.shuffle(instruct)
