@@ -121,7 +121,8 @@ def test_single_token_choices_from_one_forward_match_exact_scores():
     for choice in reqs[0].continuations:
         assert len(split_tokens(llm.tokenizer, contexts[0], choice)[1]) == 1
     calls = []
-    hook = llm.model.register_forward_hook(lambda m, a, k, o: calls.append(1), with_kwargs=True)
+    decoder = llm.model.get_decoder()
+    hook = decoder.register_forward_hook(lambda m, a, k, o: calls.append(1), with_kwargs=True)
     try:
         outs = run_requests(llm, reqs, batch_size=2)
     finally:
@@ -139,3 +140,16 @@ def test_multi_token_continuations_are_exact(llava):
     assert out.logliks == pytest.approx(expected, abs=1e-5)
     moved = split_tokens(llava.tokenizer, "abc ", "d")[1]  # the trailing space moves over
     assert moved == llava.tokenizer(" d", add_special_tokens=False)["input_ids"]
+
+
+def test_contexts_are_encoded_with_the_tokenizers_special_tokens_as_lm_eval_does():
+    tok = tiny_llm().tokenizer
+    ctx, cont = split_tokens(tok, "the red square\nAnswer:", " B")
+    assert ctx[0] == tok.bos_token_id  # lm-eval 0.4 encodes with the tokenizer's defaults
+    assert ctx + cont == tok("the red square\nAnswer: B")["input_ids"]
+    assert (
+        cont
+        == tok("the red square\nAnswer: B")["input_ids"][
+            len(tok("the red square\nAnswer:")["input_ids"]) :
+        ]
+    )

@@ -1,7 +1,8 @@
 """Log-likelihood of continuations after a context, tokenized as lm-evaluation-harness does.
 
-Context and continuation are encoded without special tokens (lm-eval's default for causal LMs),
-trailing spaces of the context move to the continuation, and the continuation's tokens are
+Context and continuation are encoded with the tokenizer's default special tokens, as
+lm-evaluation-harness 0.4 does (a LLaMA tokenizer's BOS leads every context), trailing spaces of
+the context move to the continuation, and the continuation's tokens are
 `encode(context + continuation)[len(encode(context)):]`. When every continuation of a request is
 one token (MMLU's " A".." D"), one forward over the context scores them all; otherwise each
 continuation gets its own exact forward. Batches are right-padded, so padding never changes a
@@ -20,13 +21,33 @@ from harness.protocols import LoglikRequest, ModelOutput
 
 
 def split_tokens(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids) exactly as lm-eval's `_encode_pair` makes them."""
     spaces = len(context) - len(context.rstrip())
     if spaces:
         continuation = context[-spaces:] + continuation
         context = context[:-spaces]
-    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    whole = tokenizer(context + continuation)["input_ids"]
+    context_ids = tokenizer(context)["input_ids"]
     return list(whole[: len(context_ids)]), list(whole[len(context_ids) :])
+
+
+def _wanted_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor, wanted: list[list[int]]):
+    """Logits at the wanted positions only: the decoder runs over every position, but the output
+    projection (vocabulary-wide, the costliest matrix for small models) only where scores are read.
+    """
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    plain_head = not any(
+        getattr(model.config, key, None) for key in ("final_logit_softcapping", "logit_scale")
+    )
+    if decoder is None or head is None or not plain_head:
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        return [logits[i, positions] for i, positions in enumerate(wanted)]
+    hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    rows = torch.cat([torch.full((len(p),), i) for i, p in enumerate(wanted)]).to(ids.device)
+    cols = torch.tensor([j for p in wanted for j in p], dtype=torch.long, device=ids.device)
+    logits = head(hidden[rows, cols])
+    return list(logits.split([len(p) for p in wanted]))
 
 
 def _forward_logprobs(
@@ -41,11 +62,8 @@ def _forward_logprobs(
         ids[i, : len(row)] = torch.tensor(row)
         mask[i, : len(row)] = 1
     with torch.no_grad():
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-    return [
-        torch.log_softmax(logits[i, positions].float(), dim=-1).cpu()
-        for i, positions in enumerate(wanted)
-    ]
+        picked = _wanted_logits(model, ids.to(device), mask.to(device), wanted)
+    return [torch.log_softmax(logits.float(), dim=-1).cpu() for logits in picked]
 
 
 def score_logliks(
