@@ -8,10 +8,10 @@ import io
 import json
 from pathlib import Path
 
+from _paths import UPSTREAM  # noqa: F401 (the benchmark tests import it from here)
+
 from harness.protocols import EvalContext, ModelOutput
 from harness.specs import DataSource, EvalSpec
-
-UPSTREAM = Path("/work/shared/upstream")
 
 
 def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: int = 16) -> bytes:

@@ -9,13 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import typer
+from _paths import UPSTREAM as _UPSTREAM
 from typer.testing import CliRunner
 
 from harness import assets
 from harness.commands import assets as assets_command
 from harness.errors import UserError
 
-UPSTREAM = "/work/shared/upstream"
+UPSTREAM = str(_UPSTREAM)
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from _eval_fixtures import save, tiny_llm
+from _paths import UPSTREAM
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
@@ -18,7 +19,7 @@ def test_eval_plain_llm_on_synthetic_mmlu(tmp_path, monkeypatch):
     model = save(tiny_llm(), tmp_path / "llm")
     out = tmp_path / "run"
     args = ["eval", "--model", str(model), "--benchmarks", "mmlu", "--out", str(out)]
-    args += ["--assets-mirror", "/work/shared/upstream"]
+    args += ["--assets-mirror", str(UPSTREAM)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())

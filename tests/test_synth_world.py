@@ -10,12 +10,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from _paths import UPSTREAM
 from _synth_fixtures import shared_world, tree_digest
 from PIL import Image
 
 from harness.data.synthetic import write_world
-
-UPSTREAM = Path("/work/shared/upstream")
 
 
 @pytest.fixture
