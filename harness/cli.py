@@ -176,18 +176,17 @@ def plugins(as_json: AsJson = False) -> None:
             )
         )
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("kind", "name", "package", "version", "entry point", box=None)
-    for row in rows:
-        table.add_row(row["kind"], row["name"], row["package"], row["version"], row["plugin"])
-    console = Console()
-    console.print(table)
+    header = ("kind", "name", "package", "version", "entry point")
+    table = [header] + [
+        (r["kind"], r["name"], r["package"], r["version"], r["plugin"]) for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:  # plain columns: rich costs more start-up than the listing itself
+        typer.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     for message in found.refused:
-        console.print(f"refused: {message}", style="yellow", highlight=False)
+        typer.echo(f"refused: {message}")
     if found.blocked:
-        console.print(f"blocked by HARNESS_BLOCK_PLUGINS: {', '.join(found.blocked)}")
+        typer.echo(f"blocked by HARNESS_BLOCK_PLUGINS: {', '.join(found.blocked)}")
 
 
 def _register_command_modules() -> None:

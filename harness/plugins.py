@@ -16,7 +16,6 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import UserError
-from harness.registry import lookup
 
 GROUP = "harness"
 
@@ -82,6 +81,8 @@ class Plugins:
             for message in self.refused:
                 if f"{kind} {name!r}" in message:
                     raise UserError(message)
+        from harness.registry import lookup  # pydantic and the registry only when needed
+
         return known[lookup(name, known, kind)]
 
     def names(self, kind: str) -> list[str]:

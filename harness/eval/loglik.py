@@ -31,17 +31,17 @@ def split_tokens(tokenizer: Any, context: str, continuation: str) -> tuple[list[
     return list(whole[: len(context_ids)]), list(whole[len(context_ids) :])
 
 
-def _wanted_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor, wanted: list[list[int]]):
+def _wanted_logits(lm: Any, ids: torch.Tensor, mask: torch.Tensor, wanted: list[list[int]]):
     """Logits at the wanted positions only: the decoder runs over every position, but the output
     projection (vocabulary-wide, the costliest matrix for small models) only where scores are read.
     """
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    decoder = lm.get_decoder() if hasattr(lm, "get_decoder") else None
+    head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
     plain_head = not any(
-        getattr(model.config, key, None) for key in ("final_logit_softcapping", "logit_scale")
+        getattr(lm.config, key, None) for key in ("final_logit_softcapping", "logit_scale")
     )
     if decoder is None or head is None or not plain_head:
-        logits = model(input_ids=ids, attention_mask=mask).logits
+        logits = lm(input_ids=ids, attention_mask=mask).logits
         return [logits[i, positions] for i, positions in enumerate(wanted)]
     hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
     rows = torch.cat([torch.full((len(p),), i) for i, p in enumerate(wanted)]).to(ids.device)

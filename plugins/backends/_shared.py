@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.specs import HardwareSpec, ModelSpec, QuantSpec, SizeSpec, TrainSpec
+if TYPE_CHECKING:
+    from harness.specs import HardwareSpec, ModelSpec, QuantSpec, SizeSpec, TrainSpec
 
 
 class Stage2Backend:

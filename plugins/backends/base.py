@@ -7,11 +7,13 @@ matrix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
-from harness.results import TrainRecord
-from harness.specs import CellSpec, HardwareSpec, ModelSpec, SizeSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from harness.results import TrainRecord
+    from harness.specs import CellSpec, HardwareSpec, ModelSpec, SizeSpec, TrainSpec
 
 
 class BaseLLM:
@@ -26,6 +28,8 @@ class BaseLLM:
     def train(
         self, cell: CellSpec, stage: str, inputs: dict[str, Path], out_dir: Path, log
     ) -> TrainRecord:
+        from harness.results import TrainRecord
+
         log("base: nothing to train")
         return TrainRecord(stage=stage, method=self.name)
 

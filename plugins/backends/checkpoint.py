@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
-from harness.results import TrainRecord
-from harness.specs import CellSpec, HardwareSpec, ModelSpec, SizeSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from harness.results import TrainRecord
+    from harness.specs import CellSpec, HardwareSpec, ModelSpec, SizeSpec, TrainSpec
 
 
 class ExistingCheckpoint:
@@ -22,6 +24,8 @@ class ExistingCheckpoint:
         self, cell: CellSpec, stage: str, inputs: dict[str, Path], out_dir: Path, log
     ) -> TrainRecord:
         """Nothing trains: the step records which checkpoint the cell evaluates."""
+        from harness.results import TrainRecord
+
         (out_dir / "checkpoint.txt").write_text(str(cell.stage2.checkpoint) + "\n")
         log(f"evaluating existing checkpoint {cell.stage2.checkpoint}")
         return TrainRecord(stage=stage, method=self.name)

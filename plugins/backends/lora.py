@@ -9,13 +9,15 @@ quantization spec.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness_plugins.backends._shared import Stage2Backend
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
-from harness.specs import ModelSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from harness.specs import ModelSpec, TrainSpec
 
 
 def lora_config(model: Any, train: TrainSpec) -> Any:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
-from harness.specs import CellSpec, HardwareSpec, ModelSpec, SizeSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from harness.specs import CellSpec, HardwareSpec, ModelSpec, SizeSpec, TrainSpec
 
 
 class ProjectorAlignment:

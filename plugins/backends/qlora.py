@@ -7,13 +7,15 @@ unquantized (harness.model skips them), and ZeRO-3 is refused (it breaks with 4-
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness_plugins.backends.lora import LoRA
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
-from harness.specs import HardwareSpec, ModelSpec, QuantSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from harness.specs import HardwareSpec, ModelSpec, QuantSpec, TrainSpec
 
 
 def check_bitsandbytes() -> None:
@@ -43,6 +45,8 @@ class QLoRA(LoRA):
     zero_stage = 2
 
     def quantization(self, train: TrainSpec) -> QuantSpec:
+        from harness.specs import QuantSpec
+
         return train.quantization or QuantSpec()
 
     def load_model(self, model: ModelSpec, train: TrainSpec, stage1_dir: Path | None) -> Any:

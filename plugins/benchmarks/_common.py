@@ -8,11 +8,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.protocols import EvalContext
-from harness.specs import DataSource
+
+if TYPE_CHECKING:
+    from harness.specs import DataSource
 
 
 def sha256_text(text: str) -> str:

@@ -8,14 +8,16 @@ import csv
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.protocols import Item
-from harness.specs import DataSource
 
 from . import _choices as choices
 from . import _common as common
+
+if TYPE_CHECKING:
+    from harness.specs import DataSource
 
 # MMBench's L-2 skill names -> the study's abbreviations (Table 3b).
 L2_SKILLS = {

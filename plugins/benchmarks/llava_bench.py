@@ -8,7 +8,7 @@ re-asked, then counted and excluded instead of being averaged in as (-1, -1).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
@@ -20,11 +20,13 @@ from harness.protocols import (
     JudgeResponse,
     ModelOutput,
 )
-from harness.results import BenchmarkResult
-from harness.specs import DataSource
 
 from . import _common as common
 from . import _pairwise as pairwise
+
+if TYPE_CHECKING:
+    from harness.results import BenchmarkResult
+    from harness.specs import DataSource
 
 CATEGORIES = ("conv", "detail", "complex")
 MAX_NEW_TOKENS = 1024
@@ -186,6 +188,8 @@ class LlavaBench:
         judgments: list[dict[str, Any]],
         ctx: EvalContext,
     ) -> BenchmarkResult:
+        from harness.results import BenchmarkResult
+
         categories = {item.id: item.data["category"] for item in items}
         per_run, failures, n_failed, means = pairwise.pairwise_runs(
             list(items), outputs, judgments, categories

@@ -9,7 +9,7 @@ leaves it out of the score.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
@@ -21,8 +21,6 @@ from harness.protocols import (
     JudgeResponse,
     ModelOutput,
 )
-from harness.results import BenchmarkResult
-from harness.specs import DataSource
 
 from . import _common as common
 
@@ -39,6 +37,10 @@ HARNESS_OWN_PROMPT = (
     "Question | Ground truth | Prediction | Correctness\n--- | --- | --- | ---\n"
     "What is x in the equation? | -1 <AND> -5 | x = -1 or x = -5 | 1.0\n"
 )
+
+if TYPE_CHECKING:
+    from harness.results import BenchmarkResult
+    from harness.specs import DataSource
 
 
 def grader_query(prompt: str, question: str, answer: str, prediction: str) -> str:
@@ -196,6 +198,8 @@ class MMVet:
         judgments: list[dict[str, Any]],
         ctx: EvalContext,
     ) -> BenchmarkResult:
+        from harness.results import BenchmarkResult
+
         failures: dict[str, int] = {}
         excluded: set[str] = set()
         answered = []

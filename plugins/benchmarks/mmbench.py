@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
 from harness.protocols import (
@@ -22,12 +22,14 @@ from harness.protocols import (
     JudgeResponse,
     ModelOutput,
 )
-from harness.results import BenchmarkResult
-from harness.specs import DataSource
 
 from . import _choices as choices
 from . import _common as common
 from ._mmbench_data import load_rows, submission_rows
+
+if TYPE_CHECKING:
+    from harness.results import BenchmarkResult
+    from harness.specs import DataSource
 
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
 MAX_NEW_TOKENS = 128
@@ -184,6 +186,8 @@ class MMBench:
         judgments: list[dict[str, Any]],
         ctx: EvalContext,
     ) -> BenchmarkResult:
+        from harness.results import BenchmarkResult
+
         if any(item.data.get("answer") is None for item in items):
             return self._submission(items, outputs, judgments, ctx)
         failures: dict[str, int] = {}
@@ -227,6 +231,8 @@ class MMBench:
         )
 
     def _submission(self, items, outputs, judgments, ctx: EvalContext) -> BenchmarkResult:
+        from harness.results import BenchmarkResult
+
         run_judgments = judgments[0] if judgments else {}
         rows = []
         for item in items:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
@@ -22,10 +22,12 @@ from harness.protocols import (
     LoglikRequest,
     ModelOutput,
 )
-from harness.results import BenchmarkResult
-from harness.specs import DataSource
 
 from . import _common as common
+
+if TYPE_CHECKING:
+    from harness.results import BenchmarkResult
+    from harness.specs import DataSource
 
 LETTERS = ("A", "B", "C", "D")
 CONTINUATIONS = tuple(" " + letter for letter in LETTERS)
@@ -68,6 +70,8 @@ def local_split(root: Path, split: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def hub_split(source: DataSource, split: str) -> dict[str, list[dict[str, Any]]]:
+    from harness.specs import DataSource
+
     path = source.path or "cais/mmlu"
     if ":" not in path:
         path += ":all"
@@ -151,6 +155,8 @@ class MMLU:
         judgments: list[dict[str, Any]],
         ctx: EvalContext,
     ) -> BenchmarkResult:
+        from harness.results import BenchmarkResult
+
         by_subject: dict[str, list[int]] = {}
         failed = 0
         for item in items:

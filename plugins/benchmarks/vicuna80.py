@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
@@ -23,11 +23,13 @@ from harness.protocols import (
     JudgeResponse,
     ModelOutput,
 )
-from harness.results import BenchmarkResult
-from harness.specs import DataSource
 
 from . import _common as common
 from . import _pairwise as pairwise
+
+if TYPE_CHECKING:
+    from harness.results import BenchmarkResult
+    from harness.specs import DataSource
 
 MAX_NEW_TOKENS = 1024
 RULE_CATEGORIES = ("coding", "math")
@@ -185,6 +187,8 @@ class Vicuna80:
         judgments: list[dict[str, Any]],
         ctx: EvalContext,
     ) -> BenchmarkResult:
+        from harness.results import BenchmarkResult
+
         with_reference = [item for item in items if item.data["reference"] is not None]
         categories = {item.id: item.data["category"] for item in with_reference}
         per_run, failures, n_failed, means = pairwise.pairwise_runs(

@@ -12,10 +12,12 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
-from harness.specs import ExecutorSpec
+
+if TYPE_CHECKING:
+    from harness.specs import ExecutorSpec
 
 
 class _Done:
@@ -42,6 +44,8 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, spec: ExecutorSpec | None = None):
+        from harness.specs import ExecutorSpec
+
         self.spec = spec or ExecutorSpec()
         self.capacity = max(1, self.spec.max_parallel)
         self._pool = None

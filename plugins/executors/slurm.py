@@ -12,11 +12,13 @@ import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
-from harness.specs import ExecutorSpec
+
+if TYPE_CHECKING:
+    from harness.specs import ExecutorSpec
 
 
 def default_partition_exists() -> bool | None:
@@ -31,6 +33,8 @@ class SlurmExecutor:
     name = "slurm"
 
     def __init__(self, spec: ExecutorSpec | None = None):
+        from harness.specs import ExecutorSpec
+
         self.spec = spec or ExecutorSpec(name="slurm")
         self.cluster = self.spec.options.get("cluster")  # None = slurm; "local"; "debug"
         self.capacity = max(1, self.spec.max_parallel if self.spec.max_parallel > 1 else 256)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import UserError
-from harness.specs import JudgeSpec
+
+if TYPE_CHECKING:
+    from harness.specs import JudgeSpec
 
 
 class Secret:

@@ -16,12 +16,14 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
 from harness.protocols import JudgeRequest, JudgeResponse
-from harness.specs import JudgeSpec
+
+if TYPE_CHECKING:
+    from harness.specs import JudgeSpec
 
 log = logging.getLogger("harness.judges.hf")
 

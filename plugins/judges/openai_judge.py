@@ -22,15 +22,17 @@ import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from harness.hookspecs import hookimpl
 from harness.protocols import JudgeRequest, JudgeResponse
-from harness.specs import JudgeSpec
 
 from ._secrets import Secret, read_api_key
 from ._throttle import RateLimiter, backoff_delay, retry_after_seconds
+
+if TYPE_CHECKING:
+    from harness.specs import JudgeSpec
 
 log = logging.getLogger("harness.judges.openai")
 

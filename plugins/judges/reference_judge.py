@@ -26,13 +26,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
 from harness.protocols import JudgeRequest, JudgeResponse
-from harness.specs import JudgeSpec
 
 from ._facts import f1, key_facts, recall
+
+if TYPE_CHECKING:
+    from harness.specs import JudgeSpec
 
 SNAPSHOT = "reference-v1"
 NOT_GPT4 = "reference judge (offline key-fact overlap, not a GPT-4 judge)"
@@ -48,6 +50,8 @@ class ReferenceJudge:
     official = False
 
     def __init__(self, spec: JudgeSpec | None = None):
+        from harness.specs import JudgeSpec
+
         self.spec = spec or JudgeSpec(name="reference")
 
     def snapshot(self) -> str:
