@@ -10,7 +10,8 @@ and several LLaVA-Bench questions on one image cost one tower forward.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -150,6 +151,20 @@ def _generate_batch(
     return outputs
 
 
+@contextmanager
+def small_model_threads(model: Any) -> Iterator[None]:
+    """One intra-op thread for small models on CPU: they are overhead-bound, and extra threads
+    only add contention (several-fold on a busy machine)."""
+    threads = torch.get_num_threads()
+    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL
+    if _device(model).type == "cpu" and small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def generate(
     bundle: Any,
     requests: Sequence[GenerationRequest],
@@ -165,13 +180,14 @@ def generate(
     for req in requests:
         groups.setdefault((req.num_beams, req.max_new_tokens, req.temperature), []).append(req)
     results: dict[str, ModelOutput] = {}
-    for group in groups.values():
-        group = sorted(group, key=lambda r: (-len(r.prompt), r.id))
-        for start in range(0, len(group), max(1, batch_size)):
-            for out in _generate_batch(bundle, features, group[start : start + batch_size]):
-                results[out.id] = out
-            if progress:
-                progress(len(results), len(requests))
+    with small_model_threads(model):
+        for group in groups.values():
+            group = sorted(group, key=lambda r: (-len(r.prompt), r.id))
+            for start in range(0, len(group), max(1, batch_size)):
+                for out in _generate_batch(bundle, features, group[start : start + batch_size]):
+                    results[out.id] = out
+                if progress:
+                    progress(len(results), len(requests))
     return results
 
 
@@ -187,16 +203,13 @@ def run_requests(
     model = bundle.model
     was_training = model.training
     model.eval()
-    threads = torch.get_num_threads()
-    if _device(model).type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL:
-        torch.set_num_threads(1)  # tiny models are overhead-bound: threads only add contention
     try:
         gen = [r for r in requests if isinstance(r, GenerationRequest)]
         lik = [r for r in requests if isinstance(r, LoglikRequest)]
         results = generate(bundle, gen, batch_size, progress) if gen else {}
         if lik:
-            results.update(score_logliks(bundle, lik, batch_size, progress))
+            with small_model_threads(model):
+                results.update(score_logliks(bundle, lik, batch_size, progress))
     finally:
         model.train(was_training)
-        torch.set_num_threads(threads)
     return results
