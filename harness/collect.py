@@ -82,9 +82,11 @@ def collect(plan: Plan, summary: RunSummary | None = None) -> RunResults:
             elif step.kind == "judge":  # what the judgments cost, cache hits included
                 usage = manifest.get("usage", {})
                 cost.judge_prompt_tokens += int(usage.get("prompt_tokens", 0)) + int(
-                    usage.get("cached_prompt_tokens", 0))
+                    usage.get("cached_prompt_tokens", 0)
+                )
                 cost.judge_completion_tokens += int(usage.get("completion_tokens", 0)) + int(
-                    usage.get("cached_completion_tokens", 0))
+                    usage.get("cached_completion_tokens", 0)
+                )
                 cost.judge_usd += manifest.get("judge_usd") or 0.0
             elif step.kind == "score":
                 bench = BenchmarkResult.model_validate_json((folder / "result.json").read_text())

@@ -193,13 +193,15 @@ def test_version():
 
 
 def test_a_hook_that_raises_refuses_only_its_plugin(tmp_path):
-    (tmp_path / "broken_plugin.py").write_text(textwrap.dedent("""
+    (tmp_path / "broken_plugin.py").write_text(
+        textwrap.dedent("""
         from harness.hookspecs import hookimpl
 
         @hookimpl
         def register_benchmarks(register):
             raise RuntimeError("cannot find my data")
-    """))
+    """)
+    )
     dist = tmp_path / "harness_broken-1.2.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-broken\nVersion: 1.2\n")
@@ -212,4 +214,5 @@ def test_a_hook_that_raises_refuses_only_its_plugin(tmp_path):
     assert any(r["name"] == "llava-bench" for r in body["registered"])
     assert body["refused"] == [
         "plugin 'broken' from harness-broken 1.2 failed in register_benchmarks: "
-        "RuntimeError: cannot find my data"]
+        "RuntimeError: cannot find my data"
+    ]

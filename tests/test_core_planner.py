@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
+import _core_fakes as fakes
 import pytest
 
-import _core_fakes as fakes
 from harness.experiment import Options
 from harness.orchestrate import run_command
 from harness.plugins import load_plugins, reset_plugins
