@@ -113,7 +113,8 @@ def test_example_in_a_fresh_venv_runs_a_real_tiny_lora_matrix(tmp_path):
 
     listed = harness("plugins")
     assert listed.returncode == 0, listed.stderr
-    names = {line.split()[1] for line in listed.stdout.splitlines() if line.startswith(" bench")}
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    names = {row[1] for row in rows if row and row[0] == "benchmark"}
     assert {"example-vqa", "example-vqa-judged"} <= names, listed.stdout
 
     ran = harness(
