@@ -61,16 +61,19 @@ def test_skeleton_layout_and_entry_point():
     )
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+RUFF = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(RUFF is None, reason="ruff is not installed")
 @pytest.mark.parametrize("kind", ["benchmark", "backend", "judge"])
 def test_skeletons_are_lint_clean(tmp_path, kind):
     for relative, text in package_files(kind, "lint-me").items():
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    checked = run(["ruff", "check", "--select", "E,F,W,I,B,UP", "."], cwd=tmp_path)
+    checked = run([RUFF, "check", "--select", "E,F,W,I,B,UP", "."], cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout
-    formatted = run(["ruff", "format", "--check", "."], cwd=tmp_path)
+    formatted = run([RUFF, "format", "--check", "."], cwd=tmp_path)
     assert formatted.returncode == 0, formatted.stdout
 
 
