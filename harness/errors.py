@@ -13,3 +13,7 @@ class PluginError(Exception):
         super().__init__(
             f"plugin {plugin!r} from {package} {version} failed: {type(cause).__name__}: {cause}"
         )
+
+    def __reduce__(self):
+        """Picklable, so a failure in a worker process reaches the runner intact."""
+        return (PluginError, (self.plugin, self.package, self.version, self.cause))

@@ -48,6 +48,24 @@ def cache_key(snapshot: str, request: JudgeRequest) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _use_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
+    """Switch the file to WAL once. Two processes opening a new cache at the same moment can
+    find it locked while the other switches (SQLite's busy timeout does not cover this), so
+    the switch is retried briefly."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 class JudgeCache:
     """Cached judge responses in the SQLite file at `path` (created with its folder)."""
 
@@ -55,7 +73,7 @@ class JudgeCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:  # create the schema now, so errors show up here
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             conn.execute(_SCHEMA)
 
     @contextmanager
