@@ -8,11 +8,9 @@ what reproducing that cell alone would cost.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from harness import __version__
 from harness.cost import usd
@@ -127,7 +125,3 @@ def write_results(plan: Plan, summary: RunSummary | None = None) -> Path:
     path = plan.run_dir / "results.json"
     results.write(path)
     return path
-
-
-def load_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())

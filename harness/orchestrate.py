@@ -10,7 +10,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import UserError
 from harness.experiment import Options, build_plan
 from harness.plan import Plan
 from harness.plugins import Plugins, get_plugins
@@ -178,8 +177,3 @@ def _show_job_scripts(plan: Plan, plugins: Plugins, console: Console) -> None:
 
 def _fmt(value: Any, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise UserError(message)

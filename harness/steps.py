@@ -136,22 +136,14 @@ def _request_json(req: Any) -> dict[str, Any]:
     return asdict(req)
 
 
-def read_outputs(gen_dir: Path) -> dict[str, ModelOutput]:
-    outputs = {}
+def read_generation(gen_dir: Path) -> tuple[dict[str, ModelOutput], dict[str, str]]:
+    """A generate step's outputs and each request's sha256 (the per-sample input hash)."""
+    outputs, hashes = {}, {}
     for line in (gen_dir / "outputs.jsonl").read_text().splitlines():
         body = json.loads(line)
-        body.pop("request_sha256", None)
+        hashes[body["id"]] = body.pop("request_sha256", None)
         outputs[body["id"]] = ModelOutput(**body)
-    return outputs
-
-
-def read_request_hashes(gen_dir: Path) -> dict[str, str]:
-    """Each request's sha256 (the per-sample input hash), by request id."""
-    outputs = {}
-    for line in (gen_dir / "outputs.jsonl").read_text().splitlines():
-        body = json.loads(line)
-        outputs[body["id"]] = body.get("request_sha256")
-    return outputs
+    return outputs, hashes
 
 
 def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
@@ -162,7 +154,7 @@ def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
     bench = plugins.get("benchmark", step.spec["benchmark"])
     ev = _eval_spec(cell, bench.name)
     ctx, items = _load_items(plan, cell, bench, ev, work)
-    outputs = read_outputs(_dep_dirs(plan, step)["generate"])
+    outputs, _ = read_generation(_dep_dirs(plan, step)["generate"])
     judge = make_judge(plugins, cell, bench.name)
     requests = bench.judge_requests(items, outputs, step.spec["run"], ctx)
     log(f"{bench.name} run {step.spec['run']}: {len(requests)} judge requests")
@@ -203,7 +195,7 @@ def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
     ctx, items = _load_items(plan, cell, bench, ev, work)
     deps = plan.deps(step)
     gen = next(d for d in deps if d.kind == "generate")
-    outputs = read_outputs(plan.store.step_dir(gen.key))
+    outputs, hashes = read_generation(plan.store.step_dir(gen.key))
     runs = [
         json.loads((plan.store.step_dir(d.key) / "judgments.json").read_text())
         for d in sorted((d for d in deps if d.kind == "judge"), key=lambda d: d.spec["run"])
@@ -217,7 +209,6 @@ def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
                 result.failures.setdefault(f"judge:{reason}", 0)
                 result.failures[f"judge:{reason}"] += count
     (work / "result.json").write_text(result.model_dump_json(indent=2) + "\n")
-    hashes = read_request_hashes(plan.store.step_dir(gen.key))
     _write_samples(work / "samples.jsonl", outputs, runs, hashes)
     log(f"{bench.name}: {result.primary} = {result.metrics.get(result.primary)}")
     return {"primary": result.primary, "value": result.metrics.get(result.primary)}

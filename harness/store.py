@@ -44,11 +44,6 @@ class Store:
     def manifest(self, key: str) -> dict[str, Any]:
         return json.loads((self.step_dir(key) / MANIFEST).read_text())
 
-    def manifests(self) -> Iterator[dict[str, Any]]:
-        steps = self.root / "steps"
-        for path in sorted(steps.glob(f"*/{MANIFEST}")) if steps.is_dir() else []:
-            yield json.loads(path.read_text())
-
     # --- writing ---
     def begin(self, key: str, keep: bool = False) -> Path:
         """A work folder for `key`; emptied unless `keep` (resumable training)."""
