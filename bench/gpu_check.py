@@ -6,13 +6,14 @@ full, LoRA (r 64, alpha 128) and QLoRA (4-bit NF4 LLM) trains through the harnes
 loop and backends, in bf16, on random tokens; the table gives tokens/s, MFU (against the
 card's bf16 peak) and peak memory. `--smoke` runs the same code at toy width on any device.
 
-    python bench/gpu_check.py [--steps 30] [--seq 1024] [--micro 8] [--smoke]
+    python bench/gpu_check.py [--steps 30] [--seq 1024] [--micro 8] [--smoke] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import sys
 import tempfile
 import time
@@ -217,6 +218,7 @@ def main() -> int:
     parser.add_argument("--methods", default="full,lora,qlora")
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="toy width, runs on CPU too")
+    parser.add_argument("--json", type=Path, help="also write the table's records here")
     args = parser.parse_args()
     if not torch.cuda.is_available() and not args.smoke:
         print("SKIP gpu_check: no NVIDIA GPU visible (torch.cuda.is_available() is False)")
@@ -251,6 +253,12 @@ def main() -> int:
             f"{r['tokens_per_s']:.0f} | {r['samples_per_s']:.2f} | {mfu} | "
             f"{r['peak_mem_mb']:.0f} | {r['first_loss']:.3f}->{r['last_loss']:.3f} |"
         )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        setup = {k: getattr(args, k) for k in ("steps", "seq", "micro", "checkpointing")}
+        body = {"device": name, "peak_tflops_bf16": peak, "llm": dims["hidden"], **setup}
+        body["methods"] = {method: {**r, "seconds": round(s, 1)} for method, r, s in rows}
+        args.json.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -9,6 +9,7 @@ and several LLaVA-Bench questions on one image cost one tower forward.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -191,6 +192,19 @@ def generate(
     return results
 
 
+def place_for_eval(model: Any) -> Any:
+    """The model on this machine's GPU when there is one (HARNESS_EVAL_DEVICE=cpu keeps it on
+    the CPU). Quantized and device-mapped models were placed when they loaded and stay there;
+    everything else loads on the CPU."""
+    if os.environ.get("HARNESS_EVAL_DEVICE", "").lower() == "cpu":
+        return model
+    if not torch.cuda.is_available() or _device(model).type != "cpu":
+        return model
+    if getattr(model, "hf_device_map", None) or getattr(model, "is_quantized", False):
+        return model
+    return model.to(f"cuda:{torch.cuda.current_device()}")
+
+
 def run_requests(
     bundle: Any,
     requests: Sequence[GenerationRequest | LoglikRequest],
@@ -200,7 +214,7 @@ def run_requests(
     """Every request's ModelOutput, keyed by request id (the protocol's single entry point)."""
     from harness.eval.loglik import score_logliks
 
-    model = bundle.model
+    model = place_for_eval(bundle.model)
     was_training = model.training
     model.eval()
     try:

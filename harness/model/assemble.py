@@ -9,6 +9,7 @@ unquantized (QLoRA).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,10 +204,21 @@ def _quantized(spec: ModelSpec, parts: Parts, quantization: QuantSpec, dtype: to
 
     folder = assembled_dir(spec, parts, dtype)
     model = LlavaForConditionalGeneration.from_pretrained(
-        str(folder), quantization_config=bnb_config(quantization), dtype=dtype
+        str(folder),
+        quantization_config=bnb_config(quantization),
+        dtype=dtype,
+        device_map=quantized_device_map(),
     )
     keep_cpu_4bit_layout(model)
     return use_linear_projector(model, spec).eval()
+
+
+def quantized_device_map() -> dict[str, int] | None:
+    """Where a quantized model must load: this process's GPU (bitsandbytes quantizes on load,
+    and a quantized model cannot be moved afterwards), or None on a machine without one."""
+    if not torch.cuda.is_available():
+        return None
+    return {"": int(os.environ.get("LOCAL_RANK", "0"))}
 
 
 def keep_cpu_4bit_layout(model: Any) -> None:
