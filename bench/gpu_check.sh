@@ -36,12 +36,12 @@ fi
 
 status=0
 echo "== 1/3 training throughput per method"
-timeout 300 "$PY" bench/gpu_check.py --json "$OUTDIR/gpu_check.json" "$@" || status=1
+timeout 240 "$PY" bench/gpu_check.py --json "$OUTDIR/gpu_check.json" "$@" || status=1
 echo "== 2/3 tests/test_gpu.py"
-timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
+timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 echo "== 3/3 harness run --config bench/gpu_smoke.toml"
-timeout 240 "$PY" -m harness run \
+timeout 180 "$PY" -m harness run \
   --config bench/gpu_smoke.toml --out "$OUTDIR/smoke" 2>&1 | tail -40
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 echo "gpu_check: $([ $status -eq 0 ] && echo all parts passed || echo a part FAILED)"
