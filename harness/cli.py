@@ -228,7 +228,9 @@ def expand_matrix_args(argv: list[str]) -> list[str]:
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:
-        app(args=expand_matrix_args(sys.argv[1:]), prog_name="harness", standalone_mode=False)
+        code = app(
+            args=expand_matrix_args(sys.argv[1:]), prog_name="harness", standalone_mode=False
+        )
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (UserError, PluginError) as exc:
@@ -247,3 +249,5 @@ def main() -> None:
             raise
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)
+    if isinstance(code, int) and code:  # a command's typer.Exit(code) comes back as a value
+        sys.exit(code)

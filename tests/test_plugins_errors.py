@@ -163,3 +163,29 @@ def test_refusal_is_shown_by_the_cli_and_using_the_name_exits_2(installed):
     assert planned.stderr.strip().splitlines() == [
         "error: benchmark 'halfbench' from harness-half 0.2.0 refused: missing retry_request, score"
     ]
+
+
+def test_a_run_with_a_failed_step_exits_1_from_the_command_line(installed):
+    tmp_path, site = installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(TESTS)])}
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--config",
+            str(tmp_path / "exp.toml"),
+            "--registry",
+            str(tmp_path / "registry.toml"),
+            "--out",
+            str(tmp_path / "cli-run"),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert ran.returncode == 1, ran.stderr
+    results = json.loads((tmp_path / "cli-run" / "results.json").read_text())
+    assert results["cells"], "the steps that could run still wrote their results"
