@@ -181,3 +181,19 @@ def test_stage2_on_several_gpus_launches_and_records_the_command(tmp_path, monke
     assert record.launch_command == seen["cmd"] and record.gpus == 8
     assert seen["cell"] == spec
     assert "--num_gpus" in seen["cmd"] and "rank 0: step 3/3" in lines
+
+
+def test_other_nodes_are_used_only_when_a_hostfile_names_them(monkeypatch, tmp_path):
+    """A 4-node cell on an 8-GPU machine trains on that machine unless HARNESS_HOSTFILE is set."""
+    import harness.train.settings as settings
+
+    monkeypatch.setattr(settings, "cuda_devices", lambda: 8)
+    four_nodes = A100.model_copy(update={"nodes": 4})
+    monkeypatch.delenv("HARNESS_HOSTFILE", raising=False)
+    assert settings.planned_world(four_nodes) == (8, 1)
+    monkeypatch.setenv("HARNESS_HOSTFILE", str(tmp_path / "hostfile"))
+    assert settings.planned_world(four_nodes) == (8, 4)
+    monkeypatch.setattr(settings, "cuda_devices", lambda: 2)
+    assert settings.planned_world(A100) == (2, 1)
+    monkeypatch.setattr(settings, "cuda_devices", lambda: 0)
+    assert settings.planned_world(four_nodes) == (0, 1)

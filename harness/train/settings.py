@@ -78,12 +78,14 @@ def warmup_steps(train: TrainSpec, steps: int) -> int:
 def planned_world(hardware: HardwareSpec) -> tuple[int, int]:
     """(gpus per node used, nodes) for this machine: the hardware's shape, capped by what is here.
 
-    (0, 1) on a machine without CUDA: the CPU counts as one device.
+    (0, 1) on a machine without CUDA: the CPU counts as one device. Other nodes are used only
+    when HARNESS_HOSTFILE names them; without it, training runs on this machine's GPUs.
     """
     here = cuda_devices()
     if here == 0:
         return 0, 1
-    return min(here, hardware.gpus_per_node), max(1, hardware.nodes)
+    nodes = max(1, hardware.nodes) if os.environ.get("HARNESS_HOSTFILE") else 1
+    return min(here, hardware.gpus_per_node), nodes
 
 
 def inside_launcher() -> bool:

@@ -132,6 +132,12 @@ def run_stage2(
     check_train(cell.stage2)
     stage1_projector(stage1_dir)
     gpus_per_node, nodes = planned_world(cell.hardware)
+    if cell.hardware.nodes > nodes and gpus_per_node:
+        log(
+            f"{cell.hardware.name}: the cell's hardware has {cell.hardware.nodes} nodes but "
+            f"HARNESS_HOSTFILE names none, so stage 2 trains on this machine's "
+            f"{gpus_per_node} GPU(s)"
+        )
     if gpus_per_node * nodes > 1 and not inside_launcher():
         from harness.train.launch import run_launched
 
