@@ -6,7 +6,7 @@ full, LoRA (r 64, alpha 128) and QLoRA (4-bit NF4 LLM) trains through the harnes
 loop and backends, in bf16, on random tokens; the table gives tokens/s, MFU (against the
 card's bf16 peak) and peak memory. `--smoke` runs the same code at toy width on any device.
 
-    python bench/gpu_check.py [--steps 30] [--seq 1024] [--micro 8] [--smoke] [--json FILE]
+    python bench/gpu_check.py [--steps 24] [--baseline] [--seq 1024] [--micro 8] [--smoke] [--json FILE]
 """
 
 from __future__ import annotations
@@ -203,16 +203,56 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
         total=total,
         flops=flops,
     )
-    del bundle, model, outcome
+    del outcome
     gc.collect()
     if gpus:
         torch.cuda.empty_cache()
-    return record.model_dump()
+    result = record.model_dump()
+    if args.baseline:
+        result["bare_tokens_per_s"] = bare_loop(model, data, args, dtype)
+        result["harness_vs_bare"] = result["tokens_per_s"] / result["bare_tokens_per_s"]
+    del bundle, model
+    gc.collect()
+    if gpus:
+        torch.cuda.empty_cache()
+    return result
+
+
+def bare_loop(model, data, args, dtype) -> float:
+    """Tokens/s of a plain PyTorch loop over the same model and batches: fused AdamW, autocast,
+    no Trainer, no meter, timed the same way (every step, the first included)."""
+    cuda = torch.cuda.is_available()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=1e-5, fused=cuda)
+    device = next(p.device for p in params)
+    model.train()
+    tokens = 0
+    if cuda:
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for step in range(args.steps):
+        batch = collate([data[step * args.micro + i] for i in range(args.micro)])
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        batch["pixel_values"] = batch["pixel_values"].to(dtype)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+    if cuda:
+        torch.cuda.synchronize()
+    del optim
+    return tokens / (time.perf_counter() - started)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=24)  # under 25: no mid-stage checkpoint
+    parser.add_argument(
+        "--baseline", action="store_true", help="also time a bare PyTorch loop per method"
+    )
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--micro", type=int, default=8)
     parser.add_argument("--methods", default="full,lora,qlora")
@@ -243,15 +283,18 @@ def main() -> int:
         f"{dims['layers']} layers; seq {args.seq}; micro batch {args.micro}; {args.steps} steps"
     )
     print(
-        "| method | trainable | total | tokens/s | samples/s | MFU | peak MiB | loss first->last |"
+        "| method | trainable | total | tokens/s | samples/s | MFU | peak MiB | loss first->last "
+        "| bare loop tokens/s | harness / bare |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for method, r, _ in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
+        bare = r.get("bare_tokens_per_s")
         print(
             f"| {method} | {r['trainable_params'] / 1e6:.1f}M | {r['total_params'] / 1e6:.1f}M | "
             f"{r['tokens_per_s']:.0f} | {r['samples_per_s']:.2f} | {mfu} | "
-            f"{r['peak_mem_mb']:.0f} | {r['first_loss']:.3f}->{r['last_loss']:.3f} |"
+            f"{r['peak_mem_mb']:.0f} | {r['first_loss']:.3f}->{r['last_loss']:.3f} | "
+            + (f"{bare:.0f} | {r['harness_vs_bare']:.2f} |" if bare else "- | - |")
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check for an NVIDIA machine (about 6 minutes), in three parts, each under its own timeout:
 #  1. bench/gpu_check.py: a randomly initialised real-width LLaVA (~1.3B LLaMA + CLIP ViT-L/14)
-#     trained with full, LoRA and QLoRA through the harness: tokens/s, MFU, peak memory;
+#     trained with full, LoRA and QLoRA through the harness: tokens/s, MFU, peak memory, and
+#     the ratio to a bare PyTorch loop over the same model and batches;
 #  2. tests/test_gpu.py: each backend trains on the GPU, evaluation moves there, GPU answers
 #     match the CPU's;
 #  3. a short end-to-end `harness run` of bench/gpu_smoke.toml (worker pool, 4-bit load, costs).
@@ -36,7 +37,7 @@ fi
 
 status=0
 echo "== 1/3 training throughput per method"
-timeout 240 "$PY" bench/gpu_check.py --json "$OUTDIR/gpu_check.json" "$@" || status=1
+timeout 240 "$PY" bench/gpu_check.py --baseline --json "$OUTDIR/gpu_check.json" "$@" || status=1
 echo "== 2/3 tests/test_gpu.py"
 timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
