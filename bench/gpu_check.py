@@ -6,7 +6,8 @@ full, LoRA (r 64, alpha 128) and QLoRA (4-bit NF4 LLM) trains through the harnes
 loop and backends, in bf16, on random tokens; the table gives tokens/s, MFU (against the
 card's bf16 peak) and peak memory. `--smoke` runs the same code at toy width on any device.
 
-    python bench/gpu_check.py [--steps 24] [--baseline] [--seq 1024] [--micro 8] [--smoke] [--json FILE]
+    python bench/gpu_check.py [--steps 24] [--baseline] [--seq 1024] [--micro 8] [--smoke]
+                               [--json FILE]
 """
 
 from __future__ import annotations
