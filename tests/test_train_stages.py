@@ -177,3 +177,24 @@ def _merge_cli(ckpt, out):
     assert result.exit_code == 0, result.output
     assert "merged model written to" in result.output
     return out
+
+
+def test_a_finished_stage_writes_no_checkpoint_of_its_last_step(world, tmp_path, monkeypatch):
+    """Only mid-stage checkpoints are saved: the final model is written by the stage itself."""
+    import transformers
+
+    import harness.train.loop as loop
+
+    monkeypatch.setattr(loop, "MIN_SAVE_STEPS", 3)  # a checkpoint at step 3 of 4
+    saved: list[int] = []
+    real_save = transformers.Trainer._save_checkpoint
+
+    def spy(self, *args, **kwargs):
+        saved.append(self.state.global_step)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "_save_checkpoint", spy)
+    record = run_stage2(
+        cell(world.mix, "lora"), BACKENDS["lora"], world.stage1_dir, tmp_path / "s2", print
+    )
+    assert record.steps == 4 and saved == [3]

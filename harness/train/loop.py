@@ -99,6 +99,13 @@ def _trainer_class() -> type:
                 if step == 1 or step % self.every == 0 or step == state.max_steps:
                     self.log(f"step {step}/{state.max_steps} loss {float(logs['loss']):.4f}")
 
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any):
+            # The Trainer checkpoints the last step too (optimizer state included: 16 bytes a
+            # parameter for full fine-tuning); the stage writes its model next and deletes the
+            # checkpoints, so that save would only cost time and disk.
+            if state.global_step >= state.max_steps:
+                control.should_save = False
+
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir() and state.is_world_process_zero:
