@@ -203,7 +203,28 @@ def write_results(path: Path, outcomes: list[Outcome], info: dict, quick: bool, 
         lines += ["", f"## {o.script}", "", "```", o.table()[-6000:], "```"]
     if gpu is not None:
         lines += ["", "## bench/gpu_check.sh", "", "```", gpu.strip(), "```"]
+    else:
+        lines += recorded_gpu_sections(path)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def recorded_gpu_sections(path: Path) -> list[str]:
+    """The previous file's `## GPU check ...` sections (figures recorded on a GPU machine),
+    kept when this machine has no GPU to measure them again."""
+    if not path.is_file():
+        return []
+    kept: list[str] = []
+    keeping = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            keeping = line.startswith("## GPU check")
+            if keeping:
+                kept.append("")
+        if keeping:
+            kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return kept
 
 
 def main() -> int:

@@ -92,3 +92,19 @@ def test_a_script_is_run_and_its_ratio_read(tmp_path):
     outcome = run_all.run_script(script, quick=True)
     assert (outcome.name, outcome.value, outcome.returncode) == ("fake", 2.5, 0)
     assert outcome.output.startswith("x")
+
+
+def test_gpu_sections_recorded_earlier_survive_a_run_without_a_gpu(tmp_path):
+    run_all = _run_all()
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "# Benchmark results\n\n## Ratios\n\nold\n\n"
+        "## GPU check (H100, 2026-11-27)\n\n| method | tokens/s |\n| full | 9605 |\n\n"
+        "## cli_startup.py\n\nold table\n"
+    )
+    outcome = run_all.Outcome("cli_startup.py", 1.0, "RATIO cli_startup 0.2", 0, "cli_startup", 0.2)
+    run_all.write_results(results, [outcome], {"cores": 2}, quick=False, gpu=None)
+    text = results.read_text()
+    gpu = "## GPU check (H100, 2026-11-27)\n\n| method | tokens/s |\n| full | 9605 |\n"
+    assert text.endswith(gpu)
+    assert "old table" not in text and text.count("## cli_startup.py") == 1
