@@ -34,6 +34,39 @@ def refuse_out_of_memory(plan: Any) -> None:
             )
 
 
+def refuse_untrainable_cells(plan: Any) -> None:
+    """Real-size cells that cannot train here are refused before anything runs, rather than
+    failing step by step later (after a download, or weeks into a CPU run): a size with no
+    LLM checkpoint, and, with the local executor on a machine without a GPU, any training at
+    all. Tiny sizes, finished steps and evaluation of a given checkpoint pass."""
+    from harness.train.settings import cuda_devices
+
+    pending = []
+    for step in plan.steps:
+        cell = plan.cells[step.cell]
+        if step.kind not in ("stage1", "stage2") or cell.model.size.tiny is not None:
+            continue
+        if cell.stage2.method == "checkpoint" or plan.store.done(step.key):
+            continue
+        pending.append(cell)
+    for cell in pending:
+        size = cell.model.size
+        if size.placeholder or not size.llm:
+            raise UserError(
+                f"cell {cell.id}: size {size.name!r} has no public LLM checkpoint: set `llm` in a "
+                "registry file; nothing was started"
+            )
+    executor = (plan.experiment.get("executor") or {}).get("name", "local")
+    if not pending or executor != "local" or cuda_devices() > 0:
+        return
+    cell = pending[0]
+    raise UserError(
+        f"cell {cell.id} trains the {cell.model.size.name} model on {cell.hardware.name} GPUs "
+        "and this machine has none; nothing was started (run it on a GPU machine or with "
+        "--executor slurm; `harness plan` shows what it would cost)"
+    )
+
+
 def measured_usd(plan: Any) -> float:
     """Dollars spent so far by the plan's finished steps (GPU time at the cell's price)."""
     store = plan.store

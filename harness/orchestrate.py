@@ -65,12 +65,13 @@ def run_command(opts: Options) -> int:
     plugins = get_plugins()
     plan = build_plan(opts, plugins)
     console = Console()
-    from harness.budget import refuse_out_of_memory, refuse_over_budget
+    from harness.budget import refuse_out_of_memory, refuse_over_budget, refuse_untrainable_cells
 
     refuse_out_of_memory(plan)
     budget = plan.experiment.get("budget_usd")
     if budget is not None:
         refuse_over_budget(plan, budget)
+    refuse_untrainable_cells(plan)
     return execute(plan, plugins, console)
 
 

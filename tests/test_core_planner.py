@@ -69,6 +69,50 @@ def test_cell_that_cannot_fit_is_refused_before_anything(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("matrix", "message"),
+    [
+        (
+            ["sizes=33b", "methods=lora"],
+            "cell 33b_lora trains the 33b model on a100-80g GPUs and this machine has none; "
+            "nothing was started",
+        ),
+        (
+            ["sizes=33b,65b", "methods=qlora"],
+            "cell 65b_qlora: size '65b' has no public LLM checkpoint: set `llm` in a registry "
+            "file; nothing was started",
+        ),
+    ],
+)
+def test_real_cells_that_cannot_train_here_are_refused_before_anything(
+    tmp_path, monkeypatch, matrix, message
+):
+    import harness.train.settings as settings
+    from harness.errors import UserError
+
+    monkeypatch.setattr(settings, "cuda_devices", lambda: 0)
+    with pytest.raises(UserError) as refused:
+        run_command(Options(matrix=matrix, out=tmp_path / "run"))
+    assert str(refused.value).startswith(message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_gpu_cells_pass_the_refusal_under_slurm_or_with_a_gpu(tmp_path, monkeypatch):
+    import harness.train.settings as settings
+    from harness.budget import refuse_untrainable_cells
+    from harness.experiment import build_plan
+    from harness.plugins import get_plugins
+
+    monkeypatch.setattr(settings, "cuda_devices", lambda: 0)
+    slurm = build_plan(
+        Options(matrix=["sizes=33b"], executor="slurm", out=tmp_path / "s"), get_plugins()
+    )
+    refuse_untrainable_cells(slurm)  # jobs run where the GPUs are
+    monkeypatch.setattr(settings, "cuda_devices", lambda: 8)
+    local = build_plan(Options(matrix=["sizes=33b"], out=tmp_path / "l"), get_plugins())
+    refuse_untrainable_cells(local)
+
+
 def test_budget_refuses_a_plan_over_it(tmp_path):
     run = _harness(
         "run",

@@ -192,17 +192,17 @@ def generate(
     return results
 
 
-def place_for_eval(model: Any) -> Any:
-    """The model on this machine's GPU when there is one (HARNESS_EVAL_DEVICE=cpu keeps it on
-    the CPU). Quantized and device-mapped models were placed when they loaded and stay there;
-    everything else loads on the CPU."""
+def place_for_eval(module: Any) -> Any:
+    """The torch module on this machine's GPU when there is one (HARNESS_EVAL_DEVICE=cpu keeps
+    it on the CPU). Quantized and device-mapped modules were placed when they loaded and stay
+    there; everything else loads on the CPU."""
     if os.environ.get("HARNESS_EVAL_DEVICE", "").lower() == "cpu":
-        return model
-    if not torch.cuda.is_available() or _device(model).type != "cpu":
-        return model
-    if getattr(model, "hf_device_map", None) or getattr(model, "is_quantized", False):
-        return model
-    return model.to(f"cuda:{torch.cuda.current_device()}")
+        return module
+    if not torch.cuda.is_available() or _device(module).type != "cpu":
+        return module
+    if getattr(module, "hf_device_map", None) or getattr(module, "is_quantized", False):
+        return module
+    return module.to(f"cuda:{torch.cuda.current_device()}")
 
 
 def run_requests(
