@@ -171,5 +171,5 @@ def test_letter_lookup_drills_point_at_their_target() -> None:
     items = drills(0, 40, "test")
     assert Counter(answer for _, _, answer in items) == {0: 10, 1: 10, 2: 10, 3: 10}
     for question, options, answer in items:
-        assert question == f'Which option says "{options[answer]}"?'
+        assert question == f"Which option says {options[answer]}?"
         assert len(set(options)) == 4

@@ -33,7 +33,7 @@ def drills(seed: int, count: int, stream: str) -> list[Item]:
         for letter in block:
             options = rng.sample(rng.choice(pools), 4)
             target = options[letter]
-            out.append((f'Which option says "{target}"?', tuple(options), letter))
+            out.append((f"Which option says {target}?", tuple(options), letter))
     return out[:count]
 
 
