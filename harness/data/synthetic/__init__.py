@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.data.synthetic.pretrain import pretrain_text, tower_samples
 from harness.data.synthetic.scenes import IMAGE_SIZE, LABEL_CLASSES
 
-VERSION = 4  # bump whenever the generated files change: caches are keyed by it
+VERSION = 5  # bump whenever the generated files change: caches are keyed by it
 SCALES = ("small", "medium")
 
 __all__ = [

@@ -1,6 +1,9 @@
 """What is said about a scene: stage-1 captions, detailed descriptions, and the question/answer
 pairs of LLaVA's three kinds. The same phrasing serves training data and benchmark references,
-so a tiny model can learn every answer format it is later asked in."""
+so a tiny model can learn every answer format it is later asked in. Short answers state what
+the image shows without repeating the question's words ("It is at the top left."), so the
+key-fact judge credits only what was read from the image: echoed question words let a model
+that never saw the image score about 60% of the reference on LLaVA-Bench."""
 
 from __future__ import annotations
 
@@ -30,6 +33,10 @@ class QA:
 
 def _count(n: int, noun: str) -> str:
     return f"There is 1 {noun}" if n == 1 else f"There are {n} {noun}s"
+
+
+def _how_many(n: int) -> str:
+    return "There is 1." if n == 1 else f"There are {n}."
 
 
 def _listing(things: tuple[Thing, ...]) -> str:
@@ -98,50 +105,44 @@ def _conv_shapes(scene: Scene, rng: random.Random) -> list[QA]:
     out = [
         QA(
             "How many shapes are in the image?",
-            f"{_count(n, 'shape')} in the image.",
+            _how_many(n),
             str(n),
             ("rec",),
         ),
         QA(
             f"Where is the {thing.name}?",
-            f"The {thing.name} is at the {where} of the image.",
+            f"It is at the {where}.",
             where.replace(" ", "<AND>"),
             ("rec", "spat"),
         ),
         QA(
             f"What is at the {REGIONS[region]} of the image?",
-            f"There is {held.a_name} at the {REGIONS[region]}."
-            if held
-            else f"There is nothing at the {REGIONS[region]}.",
+            f"There is {held.a_name} there." if held else "There is nothing there.",
             held.name.replace(" ", "<AND>") if held else "nothing",
             ("rec", "spat"),
         ),
         QA(
             f"How many {color} shapes are there?",
-            f"{_count(k, color + ' shape')}.",
+            _how_many(k),
             str(k),
             ("rec",),
         ),
         QA(
             f"Is there {probe.a_name} in the image?",
-            f"Yes, there is {probe.a_name} at the {REGIONS[found.region]}."
-            if found
-            else f"No, there is no {probe.name} in the image.",
+            f"Yes, at the {REGIONS[found.region]}." if found else "No, there is not.",
             "yes" if found else "no",
             ("rec",),
         ),
     ]
     if by_shape := _unique(scene, "shape"):
         t = rng.choice(by_shape)
-        out.append(
-            QA(f"What color is the {t.shape}?", f"The {t.shape} is {t.color}.", t.color, ("rec",))
-        )
+        out.append(QA(f"What color is the {t.shape}?", f"It is {t.color}.", t.color, ("rec",)))
     if by_color := _unique(scene, "color"):
         t = rng.choice(by_color)
         out.append(
             QA(
                 f"What shape is the {t.color} object?",
-                f"The {t.color} object is a {t.shape}.",
+                f"It is a {t.shape}.",
                 t.shape,
                 ("rec",),
             )
@@ -153,20 +154,18 @@ def conv_qa(scene: Scene, rng: random.Random) -> list[QA]:
     """Every conversation-kind question that fits the scene (callers pick among them)."""
     background = QA(
         "What color is the background?",
-        f"The background is {scene.background}.",
+        f"It is {scene.background}.",
         scene.background,
         ("rec",),
     )
     if scene.kind == "shapes":
         return [*_conv_shapes(scene, rng), background]
-    color = QA(
-        "What color is the text?", f"The text is {scene.text_color}.", scene.text_color, ("rec",)
-    )
+    color = QA("What color is the text?", f"It is {scene.text_color}.", scene.text_color, ("rec",))
     if scene.kind == "word":
         return [
             QA(
                 "What word is written in the image?",
-                f"The word in the image is {scene.text}.",
+                f"It is {scene.text}.",
                 scene.text,
                 ("ocr",),
             ),
@@ -177,13 +176,13 @@ def conv_qa(scene: Scene, rng: random.Random) -> list[QA]:
     return [
         QA(
             "What is written in the image?",
-            f"The image shows the sum {scene.text}.",
+            f"It is {scene.text}.",
             scene.text,
             ("ocr",),
         ),
         QA(
             "What is the result of the sum in the image?",
-            f"The result is {a + b}.",
+            f"It is {a + b}.",
             str(a + b),
             ("ocr", "math"),
         ),
@@ -208,16 +207,13 @@ def _complex_shapes(scene: Scene, rng: random.Random) -> list[QA]:
     out = [
         QA(
             f"If the {thing.name} were removed, how many shapes would be left?",
-            f"{_count(n, 'shape')} in the image. Without the {thing.name}, "
-            f"{n - 1} {'shape' if n - 1 == 1 else 'shapes'} would be left.",
+            f"{_count(n, 'shape')}; then {n - 1}.",
             str(n - 1),
             ("rec", "math"),
         ),
         QA(
             f"What is to the {side} of the {thing.name}?",
-            f"The {other.name} is to the {side} of the {thing.name}."
-            if other
-            else f"Nothing is to the {side} of the {thing.name}.",
+            f"It is the {other.name}." if other else "Nothing is there.",
             other.name.replace(" ", "<AND>") if other else "nothing",
             ("rec", "spat"),
         ),
@@ -235,7 +231,7 @@ def _complex_shapes(scene: Scene, rng: random.Random) -> list[QA]:
         out.append(
             QA(
                 f"Is the {first.name} above or below the {second.name}?",
-                f"The {first.name} is {relation} the {second.name}.",
+                f"It is {relation}.",
                 relation,
                 ("rec", "spat"),
             )
@@ -252,13 +248,13 @@ def complex_qa(scene: Scene, rng: random.Random) -> list[QA]:
         return [
             QA(
                 "What is the first letter of the word in the image?",
-                f"The word in the image is {word}, so its first letter is {word[0]}.",
+                f"{word} starts with {word[0]}.",
                 word[0],
                 ("ocr",),
             ),
             QA(
                 "What is the last letter of the word in the image?",
-                f"The word in the image is {word}, so its last letter is {word[-1]}.",
+                f"{word} ends with {word[-1]}.",
                 word[-1],
                 ("ocr",),
             ),
@@ -268,14 +264,13 @@ def complex_qa(scene: Scene, rng: random.Random) -> list[QA]:
     return [
         QA(
             "What is the answer to the sum in the image? Explain.",
-            f"The image shows {scene.text}. {a} plus {b} is {a + b}, so the answer is {a + b}.",
+            f"{a} plus {b} is {a + b}.",
             str(a + b),
             ("ocr", "math"),
         ),
         QA(
             "Is the result of the sum in the image greater than 10?",
-            f"The image shows {scene.text}, which is {a + b}. {a + b} is {big} than 10, so the "
-            f"answer is {'yes' if a + b > 10 else 'no'}.",
+            f"{a} plus {b} is {a + b}, {big} than 10: {'yes' if a + b > 10 else 'no'}.",
             "yes" if a + b > 10 else "no",
             ("ocr", "math"),
         ),
