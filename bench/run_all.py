@@ -203,21 +203,26 @@ def write_results(path: Path, outcomes: list[Outcome], info: dict, quick: bool, 
         lines += ["", f"## {o.script}", "", "```", o.table()[-6000:], "```"]
     if gpu is not None:
         lines += ["", "## bench/gpu_check.sh", "", "```", gpu.strip(), "```"]
-    else:
-        lines += recorded_gpu_sections(path)
+    written = {line[3:] for line in lines if line.startswith("## ")}
+    if gpu is None:
+        written.add("bench/gpu_check.sh")  # an old run's output is not today's figure
+    lines += earlier_sections(path, written)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def recorded_gpu_sections(path: Path) -> list[str]:
-    """The previous file's `## GPU check ...` sections (figures recorded on a GPU machine),
-    kept when this machine has no GPU to measure them again."""
+def earlier_sections(path: Path, written: set[str]) -> list[str]:
+    """The previous file's `## ...` sections that this run does not write again: figures
+    recorded by hand or elsewhere (a GPU machine's check, the tiny study, scripts left out by
+    --only), which a run on this machine must not erase."""
     if not path.is_file():
         return []
     kept: list[str] = []
     keeping = False
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("## "):
-            keeping = line.startswith("## GPU check")
+            keeping = line[3:] not in written
+            while keeping and kept and not kept[-1].strip():
+                kept.pop()
             if keeping:
                 kept.append("")
         if keeping:

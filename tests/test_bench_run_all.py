@@ -94,17 +94,20 @@ def test_a_script_is_run_and_its_ratio_read(tmp_path):
     assert outcome.output.startswith("x")
 
 
-def test_gpu_sections_recorded_earlier_survive_a_run_without_a_gpu(tmp_path):
+def test_sections_recorded_earlier_survive_and_rerun_ones_are_replaced(tmp_path):
     run_all = _run_all()
     results = tmp_path / "RESULTS.md"
     results.write_text(
-        "# Benchmark results\n\n## Ratios\n\nold\n\n"
+        "# Benchmark results\n\n## Machine\n\n- cores: 64\n\n## Ratios\n\nold\n\n"
         "## GPU check (H100, 2026-11-27)\n\n| method | tokens/s |\n| full | 9605 |\n\n"
-        "## cli_startup.py\n\nold table\n"
+        "## cli_startup.py\n\nold table\n\n## tiny_study.py\n\nstudy table\n"
     )
     outcome = run_all.Outcome("cli_startup.py", 1.0, "RATIO cli_startup 0.2", 0, "cli_startup", 0.2)
     run_all.write_results(results, [outcome], {"cores": 2}, quick=False, gpu=None)
     text = results.read_text()
-    gpu = "## GPU check (H100, 2026-11-27)\n\n| method | tokens/s |\n| full | 9605 |\n"
-    assert text.endswith(gpu)
-    assert "old table" not in text and text.count("## cli_startup.py") == 1
+    assert text.endswith(
+        "## GPU check (H100, 2026-11-27)\n\n| method | tokens/s |\n| full | 9605 |\n\n"
+        "## tiny_study.py\n\nstudy table\n"
+    )
+    assert "old table" not in text and "cores: 64" not in text
+    assert text.count("## cli_startup.py") == 1 and text.count("## Ratios") == 1
