@@ -1,8 +1,8 @@
 """Cells -> a DAG of steps, each keyed by the sha256 of everything that determines its output.
 
-A step's key covers its own inputs, the plugin (name and version) that computes it, and the keys
-of the steps it depends on, so any change upstream gives new keys downstream and nothing stale
-is ever reused.
+A step's key covers its own inputs, the plugin (name and version) that computes it, the versions
+of the generated content it reads (synthetic world, tiny foundations), and the keys of the steps
+it depends on, so any change upstream gives new keys downstream and nothing stale is reused.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import __version__
+from harness.content_versions import FOUNDATION_VERSION, SYNTHETIC_VERSION
 from harness.plugins import Plugins
 from harness.specs import CellSpec, sha256_of
 
@@ -46,6 +47,26 @@ def _version(plugins: Plugins, kind: str, name: str) -> str:
     return str(getattr(obj, "version", plugins.origin(kind, name).version))
 
 
+def generated_inputs(cell: CellSpec) -> dict[str, Any]:
+    """Versions of the generated content a cell trains on that its spec does not spell out:
+    the synthetic world (synthetic data sources) and the tiny foundation models (tiny sizes)."""
+    out: dict[str, Any] = {}
+    mix = cell.mix
+    sources = [mix.captions, mix.instructions, *([mix.language] if mix.language else [])]
+    tiny = cell.model.size.tiny is not None or cell.model.tower.tiny is not None
+    if tiny or any(src.kind == "synthetic" for src in sources):
+        out["synthetic"] = SYNTHETIC_VERSION  # tiny foundations are built from the world too
+    if tiny:
+        out["foundation"] = FOUNDATION_VERSION
+    return out
+
+
+def _with_generated(body: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
+    """The key body, plus generated-content versions when there are any (real-data keys keep
+    their old value)."""
+    return {**body, "generated": generated} if generated else body
+
+
 def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
     """All steps in dependency order; shared stage-1 steps appear once."""
     steps: dict[str, Step] = {}  # by key: cells that differ only downstream share a step
@@ -60,6 +81,7 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
 
     for cell in cells:
         backend = plugins.get("backend", cell.stage2.method)
+        generated = generated_inputs(cell)
         model_deps: list[Step] = []
         if getattr(backend, "needs_stage1", True):
             s1_spec = {
@@ -69,12 +91,15 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
             }
             s1_version = _version(plugins, "backend", cell.stage1.method)
             s1_key = sha256_of(
-                {
-                    "spec": s1_spec,
-                    "plugin": cell.stage1.method,
-                    "version": s1_version,
-                    "harness": __version__,
-                }
+                _with_generated(
+                    {
+                        "spec": s1_spec,
+                        "plugin": cell.stage1.method,
+                        "version": s1_version,
+                        "harness": __version__,
+                    },
+                    generated,
+                )
             )
             s1 = add(
                 Step(
@@ -96,12 +121,15 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
             "hardware": cell.hardware.model_dump(mode="json"),
         }
         s2_key = sha256_of(
-            {
-                "spec": s2_spec,
-                "deps": [d.key for d in model_deps],
-                "plugin": cell.stage2.method,
-                "version": _version(plugins, "backend", cell.stage2.method),
-            }
+            _with_generated(
+                {
+                    "spec": s2_spec,
+                    "deps": [d.key for d in model_deps],
+                    "plugin": cell.stage2.method,
+                    "version": _version(plugins, "backend", cell.stage2.method),
+                },
+                generated,
+            )
         )
         s2 = add(
             Step(
@@ -118,8 +146,16 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
             bench = ev.benchmark
             b_version = _version(plugins, "benchmark", bench)
             gen_spec = {"eval": ev.model_dump(mode="json", exclude={"runs"})}
+            from harness.content_versions import SYNTHETIC_VERSION
+
+            eval_generated = (
+                {"synthetic": SYNTHETIC_VERSION} if ev.source.kind == "synthetic" else {}
+            )
             g_key = sha256_of(
-                {"spec": gen_spec, "deps": [s2.key], "plugin": bench, "version": b_version}
+                _with_generated(
+                    {"spec": gen_spec, "deps": [s2.key], "plugin": bench, "version": b_version},
+                    eval_generated,
+                )
             )
             gen = add(
                 Step(

@@ -79,3 +79,34 @@ def test_per_benchmark_judge_snapshots():
     spec = JudgeSpec(name="openai", snapshot="gpt-4-0613", snapshots={"llava-bench": "gpt-4-0314"})
     assert spec.for_benchmark("llava-bench").snapshot == "gpt-4-0314"
     assert spec.for_benchmark("mm-vet").snapshot == "gpt-4-0613"
+
+
+def test_keys_cover_the_generated_content_a_step_reads(monkeypatch):
+    """A new synthetic world or new tiny foundations give new keys: a run folder made before
+    never reuses a step trained or evaluated on the old content. Real data keeps its keys."""
+    import harness.dag as dag
+    from harness.specs import DataSource
+
+    (tiny,) = _cells("sizes=tiny-1m", "methods=lora")
+    (real,) = _cells("sizes=33b", "methods=lora")
+    local = DataSource(kind="local", path="/data/llava")
+    real = real.model_copy(
+        update={
+            "mix": real.mix.model_copy(update={"captions": local, "instructions": local}),
+            "evals": [e.model_copy(update={"source": local}) for e in real.evals],
+        }
+    )
+
+    def keys():
+        steps = build_dag([tiny, real], get_plugins())
+        return {(s.cell, s.kind, s.id if s.kind != "stage1" else ""): s.key for s in steps}
+
+    before = keys()
+    monkeypatch.setattr(dag, "SYNTHETIC_VERSION", dag.SYNTHETIC_VERSION + 1)
+    new_world = keys()
+    monkeypatch.setattr(dag, "SYNTHETIC_VERSION", dag.SYNTHETIC_VERSION - 1)
+    monkeypatch.setattr(dag, "FOUNDATION_VERSION", dag.FOUNDATION_VERSION + "x")
+    new_foundations = keys()
+    for changed in (new_world, new_foundations):
+        assert all(changed[k] != v for k, v in before.items() if k[0] == tiny.id)
+        assert all(changed[k] == v for k, v in before.items() if k[0] == real.id)

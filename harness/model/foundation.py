@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
+from harness.content_versions import FOUNDATION_VERSION
 from harness.model.assemble import Parts
 from harness.model.cache import cached_folder
 from harness.specs import SizeSpec, TowerSpec, sha256_of
 
-FOUNDATION_VERSION = "3"
 TOWER_IMAGES = 3000
 TOWER_STEPS = 300  # batch 64: about 20 s on one busy CPU core
 LLM_BLOCK = 256  # MMLU's 5-shot prompts are 182-199 tokens, stage-2 samples up to 256

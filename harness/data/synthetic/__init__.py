@@ -9,10 +9,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from harness.content_versions import SYNTHETIC_VERSION as VERSION
 from harness.data.synthetic.pretrain import pretrain_text, tower_samples
 from harness.data.synthetic.scenes import IMAGE_SIZE, LABEL_CLASSES
 
-VERSION = 5  # bump whenever the generated files change: caches are keyed by it
 SCALES = ("small", "medium")
 
 __all__ = [
