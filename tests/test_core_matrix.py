@@ -24,7 +24,7 @@ def test_paper_defaults_apply_to_real_sizes_and_tiny_overrides_to_tiny_ones():
     assert big.stage1.lr == 1e-4 and big.stage1.schedule == "linear"
     assert big.hardware.name == "a100-80g"
     (tiny,) = _cells("sizes=tiny-1m", "methods=lora")
-    assert tiny.stage2.max_steps == 200 and tiny.hardware.name == "cpu"
+    assert tiny.stage2.max_steps == 400 and tiny.hardware.name == "cpu"
     (full,) = _cells("sizes=33b", "methods=full")
     assert full.stage2.global_batch == 512 and full.hardware.nodes == 4
 
