@@ -7,11 +7,15 @@ The same job runs in this process (local executor), in a spawned process, or on 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import platform
 import sys
 import time
 import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,38 @@ def _versions() -> dict[str, str]:
         if module is not None:
             out[name] = str(getattr(module, "__version__", "?"))
     return out
+
+
+class _IntoStepLog(logging.Handler):
+    def __init__(self, log: Callable[[str], None]):
+        super().__init__(logging.WARNING)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log(f"{record.levelname.lower()} {record.name}: {record.getMessage()}")
+
+
+@contextmanager
+def library_messages_into(log: Callable[[str], None]) -> Iterator[None]:
+    """Warnings and log records of the libraries a step uses (deprecations, optional kernels
+    not found) go to the step's log, each once, instead of filling the terminal."""
+    handler = _IntoStepLog(log)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    seen: set[tuple[str, str]] = set()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                for w in caught:
+                    text = f"{w.category.__name__}: {w.message}"
+                    if (text, w.filename) not in seen:
+                        seen.add((text, w.filename))
+                        log(f"warning {text} ({w.filename}:{w.lineno})")
+    finally:
+        root.removeHandler(handler)
 
 
 def log_path(run_dir: Path, step_id: str) -> Path:
@@ -89,7 +125,8 @@ def run_step(plan, step, plugins) -> dict[str, Any]:
 
         log(f"start {step.id} key {step.key[:16]} pid {os.getpid()}")
         try:
-            fields = RUNNERS[step.kind](plan, step, plugins, work, log)
+            with library_messages_into(log):
+                fields = RUNNERS[step.kind](plan, step, plugins, work, log)
         except UserError as exc:
             log(f"error: {exc}")
             raise

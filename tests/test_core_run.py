@@ -120,3 +120,25 @@ def test_runs_axis_repeats_judging_not_generation(fake_env):
     assert sum(s.startswith("judge/") for s in steps) == 3
     runs = ledger.read_text().count("judge_requests run")
     assert runs == 3
+
+
+def test_library_warnings_go_to_the_step_log_once_not_the_terminal(fake_env, monkeypatch, capfd):
+    import logging
+    import warnings
+
+    tmp_path, registry, config, _ = fake_env
+    real_train = fakes.FakeBackend.train
+
+    def noisy_train(self, cell, stage, inputs, out_dir, log):
+        for _ in range(3):
+            warnings.warn("`old_api` is deprecated", FutureWarning, stacklevel=1)
+        logging.getLogger("somelib.kernels").warning("optional kernel %s not found", "gemm")
+        return real_train(self, cell, stage, inputs, out_dir, log)
+
+    monkeypatch.setattr(fakes.FakeBackend, "train", noisy_train)
+    assert run_command(_opts(tmp_path, registry, config)) == 0
+    log = (tmp_path / "run" / "logs" / "stage2__fake-a_fake_lr0.0001.log").read_text()
+    assert log.count("warning FutureWarning: `old_api` is deprecated") == 1
+    assert "warning somelib.kernels: optional kernel gemm not found" in log
+    err = capfd.readouterr().err
+    assert "old_api" not in err and "optional kernel" not in err
