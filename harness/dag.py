@@ -1,8 +1,9 @@
 """Cells -> a DAG of steps, each keyed by the sha256 of everything that determines its output.
 
-A step's key covers its own inputs, the plugin (name and version) that computes it, the versions
-of the generated content it reads (synthetic world, tiny foundations), and the keys of the steps
-it depends on, so any change upstream gives new keys downstream and nothing stale is reused.
+A step's key covers its own inputs, the plugin (name and version) that computes it, what it reads
+that the spec does not spell out (synthetic world and tiny foundation versions, local data
+content), and the keys of the steps it depends on, so any change upstream gives new keys
+downstream and nothing stale is reused.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from harness import __version__
 from harness.content_versions import FOUNDATION_VERSION, SYNTHETIC_VERSION
 from harness.plugins import Plugins
-from harness.specs import CellSpec, sha256_of
+from harness.specs import CellSpec, DataSource, sha256_of
 
 KINDS = ("stage1", "stage2", "generate", "judge", "score")
 
@@ -47,18 +48,36 @@ def _version(plugins: Plugins, kind: str, name: str) -> str:
     return str(getattr(obj, "version", plugins.origin(kind, name).version))
 
 
-def generated_inputs(cell: CellSpec) -> dict[str, Any]:
-    """Versions of the generated content a cell trains on that its spec does not spell out:
-    the synthetic world (synthetic data sources) and the tiny foundation models (tiny sizes)."""
+def generated_inputs(cell: CellSpec, stage: str) -> dict[str, Any]:
+    """What a stage trains on that its spec does not spell out: the versions of the synthetic
+    world (synthetic sources) and of the tiny foundation models (tiny sizes), and the content
+    fingerprints of local data files (stage 1 reads the captions only)."""
     out: dict[str, Any] = {}
     mix = cell.mix
-    sources = [mix.captions, mix.instructions, *([mix.language] if mix.language else [])]
+    sources = {"captions": mix.captions}
+    if stage == "stage2":
+        sources = {"instructions": mix.instructions}
+        if mix.language is not None:
+            sources["language"] = mix.language
     tiny = cell.model.size.tiny is not None or cell.model.tower.tiny is not None
-    if tiny or any(src.kind == "synthetic" for src in sources):
+    if tiny or any(src.kind == "synthetic" for src in sources.values()):
         out["synthetic"] = SYNTHETIC_VERSION  # tiny foundations are built from the world too
     if tiny:
         out["foundation"] = FOUNDATION_VERSION
+    local = {role: source_content(src) for role, src in sources.items()}
+    local = {role: value for role, value in local.items() if value}
+    if local:
+        out["data"] = local
     return out
+
+
+def source_content(source: DataSource) -> str | None:
+    """The content fingerprint of a local source; None for other kinds or a missing path."""
+    if source.kind != "local" or not source.path:
+        return None
+    from harness.fingerprint import local_fingerprint
+
+    return local_fingerprint(source.path)
 
 
 def _with_generated(body: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +100,6 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
 
     for cell in cells:
         backend = plugins.get("backend", cell.stage2.method)
-        generated = generated_inputs(cell)
         model_deps: list[Step] = []
         if getattr(backend, "needs_stage1", True):
             s1_spec = {
@@ -98,7 +116,7 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
                         "version": s1_version,
                         "harness": __version__,
                     },
-                    generated,
+                    generated_inputs(cell, "stage1"),
                 )
             )
             s1 = add(
@@ -128,7 +146,7 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
                     "plugin": cell.stage2.method,
                     "version": _version(plugins, "backend", cell.stage2.method),
                 },
-                generated,
+                generated_inputs(cell, "stage2"),
             )
         )
         s2 = add(
@@ -146,11 +164,11 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
             bench = ev.benchmark
             b_version = _version(plugins, "benchmark", bench)
             gen_spec = {"eval": ev.model_dump(mode="json", exclude={"runs"})}
-            from harness.content_versions import SYNTHETIC_VERSION
-
-            eval_generated = (
-                {"synthetic": SYNTHETIC_VERSION} if ev.source.kind == "synthetic" else {}
-            )
+            eval_generated: dict[str, Any] = {}
+            if ev.source.kind == "synthetic":
+                eval_generated["synthetic"] = SYNTHETIC_VERSION
+            if content := source_content(ev.source):
+                eval_generated["data"] = content
             g_key = sha256_of(
                 _with_generated(
                     {"spec": gen_spec, "deps": [s2.key], "plugin": bench, "version": b_version},

@@ -110,3 +110,54 @@ def test_keys_cover_the_generated_content_a_step_reads(monkeypatch):
     for changed in (new_world, new_foundations):
         assert all(changed[k] != v for k, v in before.items() if k[0] == tiny.id)
         assert all(changed[k] == v for k, v in before.items() if k[0] == real.id)
+
+
+def test_keys_follow_the_content_of_local_data_not_its_timestamps(tmp_path, monkeypatch):
+    """Editing a local data file gives its steps new keys; rewriting the same bytes (a copy,
+    a touch) keeps them, and the file is read again only after it changed."""
+    import os
+
+    import harness.fingerprint as fingerprint
+    from harness.specs import DataSource
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "llava.json"
+    data.write_text('[{"id": "1"}]')
+    bench = tmp_path / "bench"
+    (bench / "images").mkdir(parents=True)
+    (bench / "questions.jsonl").write_text('{"question_id": 1}\n')
+    (bench / "images" / "a.jpg").write_bytes(b"\xff\xd8 image")
+    (cell,) = _cells("sizes=33b", "methods=lora")
+    on_disk = DataSource(kind="local", path=str(bench))
+    cell = cell.model_copy(
+        update={
+            "mix": cell.mix.model_copy(
+                update={"instructions": DataSource(kind="local", path=str(data))}
+            ),
+            "evals": [cell.evals[0].model_copy(update={"source": on_disk})],
+        }
+    )
+    reads = []
+    real_open = open
+
+    def counting_open(path, *args, **kwargs):
+        reads.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(fingerprint, "open", counting_open, raising=False)
+
+    def keys():
+        return {s.kind: s.key for s in build_dag([cell], get_plugins())}
+
+    first = keys()
+    assert sorted(reads) == sorted([str(data), str(bench / "questions.jsonl")])
+    assert keys() == first and len(reads) == 2  # remembered: nothing read again
+    os.utime(data, ns=(1, 1))
+    (bench / "images" / "a.jpg").write_bytes(b"\xff\xd8 another image")  # images: not read
+    assert keys() == first
+    data.write_text('[{"id": "2"}]')  # same size, new content
+    edited = keys()
+    assert edited["stage2"] != first["stage2"] and edited["stage1"] == first["stage1"]
+    assert edited["generate"] != first["generate"]  # downstream of stage 2
+    (bench / "questions.jsonl").write_text('{"question_id": 2}\n')
+    assert keys()["score"] != edited["score"]
