@@ -48,7 +48,7 @@ def _version(plugins: Plugins, kind: str, name: str) -> str:
     return str(getattr(obj, "version", plugins.origin(kind, name).version))
 
 
-def generated_inputs(cell: CellSpec, stage: str) -> dict[str, Any]:
+def inputs_beyond_spec(cell: CellSpec, stage: str) -> dict[str, Any]:
     """What a stage trains on that its spec does not spell out: the versions of the synthetic
     world (synthetic sources) and of the tiny foundation models (tiny sizes), and the content
     fingerprints of local data files (stage 1 reads the captions only)."""
@@ -80,10 +80,10 @@ def source_content(source: DataSource) -> str | None:
     return local_fingerprint(source.path)
 
 
-def _with_generated(body: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
-    """The key body, plus generated-content versions when there are any (real-data keys keep
-    their old value)."""
-    return {**body, "generated": generated} if generated else body
+def _with_unspecified(body: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The key body plus what the step reads beyond its spec, when there is anything (keys of
+    steps that read nothing beyond their spec keep their old value)."""
+    return {**body, "generated": extra} if extra else body
 
 
 def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
@@ -109,14 +109,14 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
             }
             s1_version = _version(plugins, "backend", cell.stage1.method)
             s1_key = sha256_of(
-                _with_generated(
+                _with_unspecified(
                     {
                         "spec": s1_spec,
                         "plugin": cell.stage1.method,
                         "version": s1_version,
                         "harness": __version__,
                     },
-                    generated_inputs(cell, "stage1"),
+                    inputs_beyond_spec(cell, "stage1"),
                 )
             )
             s1 = add(
@@ -139,14 +139,14 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
             "hardware": cell.hardware.model_dump(mode="json"),
         }
         s2_key = sha256_of(
-            _with_generated(
+            _with_unspecified(
                 {
                     "spec": s2_spec,
                     "deps": [d.key for d in model_deps],
                     "plugin": cell.stage2.method,
                     "version": _version(plugins, "backend", cell.stage2.method),
                 },
-                generated_inputs(cell, "stage2"),
+                inputs_beyond_spec(cell, "stage2"),
             )
         )
         s2 = add(
@@ -170,7 +170,7 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
             if content := source_content(ev.source):
                 eval_generated["data"] = content
             g_key = sha256_of(
-                _with_generated(
+                _with_unspecified(
                     {"spec": gen_spec, "deps": [s2.key], "plugin": bench, "version": b_version},
                     eval_generated,
                 )

@@ -52,7 +52,7 @@ def library_messages_into(log: Callable[[str], None]) -> Iterator[None]:
     seen: set[tuple[str, str]] = set()
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+            warnings.simplefilter("default")  # once per place: a warning in a loop records once
             try:
                 yield
             finally:
