@@ -39,6 +39,7 @@ REAL = dict(
         patch_size=14,
     ),
 )
+STEADY_FROM = 4  # steady-state figures count steps after this one
 SMOKE = dict(
     hidden=64,
     layers=2,
@@ -169,6 +170,7 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
     bundle = SimpleNamespace(model=build_model(dims, folder, dtype, method == "qlora"))
     bundle = backend.prepare(bundle, train)
     data = RandomBatches(args.steps * args.micro, args.seq, dims)
+    stamps: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as out:
         outcome = run_stage(
             StageRun(
@@ -177,7 +179,7 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
                 collator=collate,
                 train=train,
                 out_dir=Path(out),
-                log=lambda line: None,
+                log=lambda line: stamp(stamps, line),
                 gpus=gpus,
             )
         )
@@ -209,9 +211,13 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
     if gpus:
         torch.cuda.empty_cache()
     result = record.model_dump()
+    result["steady_tokens_per_s"] = steady_rate(stamps, args)
     if args.baseline:
-        result["bare_tokens_per_s"] = bare_loop(model, data, args, dtype)
-        result["harness_vs_bare"] = result["tokens_per_s"] / result["bare_tokens_per_s"]
+        bare, bare_steady = bare_loop(model, data, args, dtype)
+        result["bare_tokens_per_s"], result["bare_steady_tokens_per_s"] = bare, bare_steady
+        result["harness_vs_bare"] = result["tokens_per_s"] / bare
+        if result["steady_tokens_per_s"] and bare_steady:
+            result["steady_harness_vs_bare"] = result["steady_tokens_per_s"] / bare_steady
     del bundle, model
     gc.collect()
     if gpus:
@@ -219,9 +225,26 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
     return result
 
 
-def bare_loop(model, data, args, dtype) -> float:
+def stamp(stamps: dict[int, float], line: str) -> None:
+    """The stage logs `step N/M loss X` after the loss of step N is on the host (a sync)."""
+    if line.startswith("step "):
+        stamps[int(line.split()[1].split("/")[0])] = time.perf_counter()
+
+
+def steady_rate(stamps: dict[int, float], args) -> float | None:
+    """Tokens/s from the first logged step at or after STEADY_FROM to the last: the stage's
+    start (optimizer creation, first-step allocations) left out, as a long stage amortises it."""
+    later = sorted(n for n in stamps if n >= STEADY_FROM)
+    if len(later) < 2:
+        return None
+    first, last = later[0], later[-1]
+    return (last - first) * args.micro * args.seq / (stamps[last] - stamps[first])
+
+
+def bare_loop(model, data, args, dtype) -> tuple[float, float | None]:
     """Tokens/s of a plain PyTorch loop over the same model and batches: fused AdamW, autocast,
-    no Trainer, no meter, timed the same way (every step, the first included)."""
+    no Trainer, no meter, timed the same way (every step, the first included), and over the
+    steps the steady figure covers (after step STEADY_FROM to the last)."""
     cuda = torch.cuda.is_available()
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=1e-5, fused=cuda)
@@ -231,7 +254,12 @@ def bare_loop(model, data, args, dtype) -> float:
     if cuda:
         torch.cuda.synchronize()
     started = time.perf_counter()
+    steady_start = None
     for step in range(args.steps):
+        if step == STEADY_FROM:
+            if cuda:
+                torch.cuda.synchronize()
+            steady_start = time.perf_counter()
         batch = collate([data[step * args.micro + i] for i in range(args.micro)])
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
@@ -244,8 +272,16 @@ def bare_loop(model, data, args, dtype) -> float:
         tokens += int(batch["attention_mask"].sum())
     if cuda:
         torch.cuda.synchronize()
+    ended = time.perf_counter()
     del optim
-    return tokens / (time.perf_counter() - started)
+    steady = None
+    if steady_start is not None:
+        steady = (args.steps - STEADY_FROM) * args.micro * args.seq / (ended - steady_start)
+    return tokens / (ended - started), steady
+
+
+def cell(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> int:
@@ -285,17 +321,18 @@ def main() -> int:
     )
     print(
         "| method | trainable | total | tokens/s | samples/s | MFU | peak MiB | loss first->last "
-        "| bare loop tokens/s | harness / bare |"
+        "| bare loop tokens/s | harness / bare | steady tokens/s | bare steady | steady ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for method, r, _ in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
-        bare = r.get("bare_tokens_per_s")
         print(
             f"| {method} | {r['trainable_params'] / 1e6:.1f}M | {r['total_params'] / 1e6:.1f}M | "
             f"{r['tokens_per_s']:.0f} | {r['samples_per_s']:.2f} | {mfu} | "
             f"{r['peak_mem_mb']:.0f} | {r['first_loss']:.3f}->{r['last_loss']:.3f} | "
-            + (f"{bare:.0f} | {r['harness_vs_bare']:.2f} |" if bare else "- | - |")
+            f"{cell(r.get('bare_tokens_per_s'))} | {cell(r.get('harness_vs_bare'), 2)} | "
+            f"{cell(r.get('steady_tokens_per_s'))} | {cell(r.get('bare_steady_tokens_per_s'))} | "
+            f"{cell(r.get('steady_harness_vs_bare'), 2)} |"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
