@@ -7,7 +7,7 @@
 #     match the CPU's;
 #  3. a short end-to-end `harness run` of bench/gpu_smoke.toml (worker pool, 4-bit load, costs).
 # Skips cleanly where there is no GPU. Logs and results go to $GPU_CHECK_OUT
-# (default bench/out/gpu_check).
+# (default bench/out/gpu_check); GPU_CHECK_PARTS="1" (or "2 3", ...) runs only those parts.
 #   bench/gpu_check.sh [extra args for bench/gpu_check.py]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,14 +36,21 @@ fi
 'transformers', transformers.__version__, 'peft', peft.__version__, 'bitsandbytes', b.__version__)"
 
 status=0
-echo "== 1/3 training throughput per method"
-timeout 240 "$PY" bench/gpu_check.py --baseline --json "$OUTDIR/gpu_check.json" "$@" || status=1
-echo "== 2/3 tests/test_gpu.py"
-timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-echo "== 3/3 harness run --config bench/gpu_smoke.toml"
-timeout 180 "$PY" -m harness run \
-  --config bench/gpu_smoke.toml --out "$OUTDIR/smoke" 2>&1 | tail -40
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+PARTS=" ${GPU_CHECK_PARTS:-1 2 3} "
+if [[ "$PARTS" == *" 1 "* ]]; then
+  echo "== 1/3 training throughput per method"
+  timeout 240 "$PY" bench/gpu_check.py --baseline --json "$OUTDIR/gpu_check.json" "$@" || status=1
+fi
+if [[ "$PARTS" == *" 2 "* ]]; then
+  echo "== 2/3 tests/test_gpu.py"
+  timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
+if [[ "$PARTS" == *" 3 "* ]]; then
+  echo "== 3/3 harness run --config bench/gpu_smoke.toml"
+  timeout 180 "$PY" -m harness run \
+    --config bench/gpu_smoke.toml --out "$OUTDIR/smoke" 2>&1 | tail -40
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
 echo "gpu_check: $([ $status -eq 0 ] && echo all parts passed || echo a part FAILED)"
 exit $status

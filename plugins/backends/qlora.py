@@ -2,6 +2,9 @@
 
 Only the quantization differs from LoRA: the vision tower, projector and lm_head stay
 unquantized (harness.model skips them), and ZeRO-3 is refused (it breaks with 4-bit weights).
+Parameter dtypes follow LLaVA's QLoRA recipe: peft's preparation upcasts every unquantized
+parameter to fp32, then the tower, projector, adapters, embeddings and lm_head go back to the
+load dtype and only the norms stay fp32.
 """
 
 from __future__ import annotations
@@ -39,6 +42,30 @@ def check_bitsandbytes() -> None:
         ) from None
 
 
+def floating_dtype(model: Any) -> Any:
+    """The dtype the model was loaded in (its 4-bit weights are integer storage)."""
+    return next(p.dtype for p in model.parameters() if p.is_floating_point())
+
+
+def llava_qlora_dtypes(model: Any, dtype: Any) -> None:
+    """LLaVA's QLoRA dtypes after peft's fp32 upcast: tower, projector, LoRA layers, embeddings
+    and lm_head in `dtype`, norms in fp32. Left all in fp32, a bf16 run differs from the
+    recipe it reproduces and holds more memory (1.4 GB more on a 1.65B LLaVA, H100)."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    if dtype == torch.float32:
+        return
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        own = leaf in ("vision_tower", "multi_modal_projector", "lm_head", "embed_tokens")
+        if own or isinstance(module, LoraLayer):
+            module.to(dtype)
+    for name, module in model.named_modules():
+        if "norm" in name.rsplit(".", 1)[-1]:
+            module.to(torch.float32)
+
+
 class QLoRA(LoRA):
     name = "qlora"
     version = "1"
@@ -58,10 +85,13 @@ class QLoRA(LoRA):
     def prepare(self, bundle: Any, train: TrainSpec) -> Any:
         from peft import prepare_model_for_kbit_training
 
+        dtype = floating_dtype(bundle.model)
         bundle.model = prepare_model_for_kbit_training(
             bundle.model, use_gradient_checkpointing=train.gradient_checkpointing
         )
-        return super().prepare(bundle, train)
+        bundle = super().prepare(bundle, train)
+        llava_qlora_dtypes(bundle.model, dtype)
+        return bundle
 
     def deepspeed_config(self, train: TrainSpec, hardware: HardwareSpec, gpus: int) -> dict:
         if train.zero_stage == 3:
