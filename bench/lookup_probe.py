@@ -1,0 +1,152 @@
+"""How fast a tiny LLM learns the option-to-letter lookup that letter-format benchmarks need.
+
+MMLU and MMBench score the letter after "Answer:"; to get it right a model must find the option
+that holds its answer and copy that option's letter. This probe isolates that one step: a fresh
+LLM of a tiny size's shape trains on lookup drills ("Which option says X?" with X among the
+options), loss on the answer letters only, and every `--every` steps prints its accuracy on
+held-out drills alone and in MMLU's 5-shot layout (chance 25%). `--recall F` puts a share F of
+dense associative-recall blocks in the data ("A. red A" option lines, then "Option with red: A"
+queries): eight supervised lookups per block instead of one.
+
+    .venv/bin/python bench/lookup_probe.py [--size tiny-1m] [--steps 1000] [--lr 3e-3]
+                                           [--batch 32] [--recall 0.0] [--every 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+
+import torch
+
+DRILLS_PER_ROW = 4  # rows hold 1-4 drills, so the item's position in the row varies
+
+
+def encode(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and the mask of the letters to supervise (" A".." D" after ':' or after
+    an option's text)."""
+    from harness.data.synthetic.mmlu import LETTERS
+
+    rows = tokenizer(texts)["input_ids"]
+    ids = torch.full((len(rows), max(map(len, rows))), tokenizer.pad_token_id)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+    letters = torch.zeros_like(ids, dtype=torch.bool)
+    for letter in LETTERS:
+        letters |= ids == tokenizer.convert_tokens_to_ids("Ġ" + letter)
+    letters[:, 0] = False
+    return ids, letters
+
+
+def training_texts(seed: int, rows: int, recall: float) -> list[str]:
+    from harness.data.synthetic.drills import _pools, drills
+    from harness.data.synthetic.mmlu import LETTERS, header, render_item
+
+    rng = random.Random(f"{seed}-lookup-probe")
+    items = drills(seed, rows * DRILLS_PER_ROW, "lookup-probe")
+    pools = _pools(seed)
+    texts: list[str] = []
+    for _ in range(rows):
+        if rng.random() < recall:
+            options = rng.sample(rng.choice(pools), 4)
+            block = "\n".join(f"{LETTERS[k]}. {o} {LETTERS[k]}" for k, o in enumerate(options))
+            asked = [rng.randrange(4) for _ in range(4)]
+            queries = "".join(f"\nOption with {options[k]}: {LETTERS[k]}" for k in asked)
+            texts.append(block + queries)
+        else:
+            shown = [items.pop() for _ in range(rng.randint(1, DRILLS_PER_ROW))]
+            body = "\n\n".join(render_item(item, with_answer=True) for item in shown)
+            texts.append(header("matching options") + body)
+    return texts
+
+
+def test_texts(seed: int) -> tuple[list[str], list[str]]:
+    """200 held-out drills, alone and after MMLU's header and five solved drills."""
+    from harness.data.synthetic.drills import drills
+    from harness.data.synthetic.mmlu import header, render_item
+
+    items = drills(seed, 205, "lookup-probe-test")
+    shots = header("matching options") + "".join(
+        render_item(item, with_answer=True) + "\n\n" for item in items[:5]
+    )
+    alone = [render_item(item, with_answer=True) for item in items[5:]]
+    return alone, [shots + text for text in alone]
+
+
+@torch.no_grad()
+def last_letter_accuracy(model, tokenizer, texts: list[str]) -> float:
+    ids, _ = encode(tokenizer, texts)
+    ends = (ids != tokenizer.pad_token_id).sum(1) - 1
+    rows = torch.arange(len(texts))
+    predicted = model(input_ids=ids).logits[rows, ends - 1].argmax(-1)
+    return 100 * (predicted == ids[rows, ends]).float().mean().item()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="tiny-1m")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--recall", type=float, default=0.0, help="share of recall blocks")
+    parser.add_argument("--every", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from harness.model.foundation import tokenizer_dir
+    from harness.model.pretrain import _schedule, one_thread
+    from harness.registry import load_registry
+
+    size = load_registry().sizes[args.size]
+    tiny = size.tiny or {}
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(tiny.get("vocab", 2048), 0)))
+    ids, supervised = encode(tokenizer, training_texts(args.seed, 20000, args.recall))
+    alone, five_shot = test_texts(args.seed)
+    torch.manual_seed(args.seed)
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=size.hidden_size,
+            intermediate_size=tiny.get("intermediate", 4 * size.hidden_size),
+            num_hidden_layers=tiny.get("layers", 2),
+            num_attention_heads=tiny.get("heads", 4),
+            tie_word_embeddings=False,
+        )
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
+    step_lr = _schedule(optimizer, args.steps, max(1, args.steps // 50))
+    generator = torch.Generator().manual_seed(args.seed)
+    print(f"{args.size}: {len(ids)} rows; lr {args.lr}, batch {args.batch}, recall {args.recall}")
+    print("step  loss   drills alone  5-shot  seconds")
+    started = time.perf_counter()
+    with one_thread():
+        for step in range(1, args.steps + 1):
+            model.train()
+            rows = torch.randint(0, len(ids), (args.batch,), generator=generator)
+            width = int((ids[rows] != tokenizer.pad_token_id).sum(1).max())
+            batch, mask = ids[rows, :width], supervised[rows, :width]
+            logits = model(input_ids=batch).logits[:, :-1]
+            loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], batch[:, 1:][mask[:, 1:]])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step_lr()
+            if step % args.every == 0 or step == args.steps:
+                model.eval()
+                print(
+                    f"{step:5d} {loss.item():.3f}  "
+                    f"{last_letter_accuracy(model, tokenizer, alone):11.1f}  "
+                    f"{last_letter_accuracy(model, tokenizer, five_shot):6.1f}  "
+                    f"{time.perf_counter() - started:7.0f}",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
