@@ -95,28 +95,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
-    from harness.model.foundation import tokenizer_dir
+    from harness.model.foundation import fresh_llm, tokenizer_dir
     from harness.model.pretrain import _schedule, one_thread
     from harness.registry import load_registry
 
     size = load_registry().sizes[args.size]
-    tiny = size.tiny or {}
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(tiny.get("vocab", 2048), 0)))
+    vocab = (size.tiny or {}).get("vocab", 2048)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(vocab, args.seed)))
     ids, supervised = encode(tokenizer, training_texts(args.seed, 20000, args.recall))
     alone, five_shot = test_texts(args.seed)
     torch.manual_seed(args.seed)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=size.hidden_size,
-            intermediate_size=tiny.get("intermediate", 4 * size.hidden_size),
-            num_hidden_layers=tiny.get("layers", 2),
-            num_attention_heads=tiny.get("heads", 4),
-            tie_word_embeddings=False,
-        )
-    )
+    model = fresh_llm(size, tokenizer)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
     step_lr = _schedule(optimizer, args.steps, max(1, args.steps // 50))
     generator = torch.Generator().manual_seed(args.seed)

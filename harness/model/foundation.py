@@ -151,6 +151,27 @@ def tower_dir(tower: TowerSpec, resolution: int, seed: int, steps: int | None = 
     return cached_folder("foundation", f"tower-{tower.name}-{resolution}-{key}", build)
 
 
+def fresh_llm(size: SizeSpec, tokenizer: Any) -> Any:
+    """A randomly initialised LLaMA-style LLM of a tiny size's shape (seed torch first)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = size.tiny or {}
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=size.hidden_size,
+            intermediate_size=cfg.get("intermediate", 4 * size.hidden_size),
+            num_hidden_layers=cfg.get("layers", 2),
+            num_attention_heads=cfg.get("heads", 4),
+            max_position_embeddings=cfg.get("max_positions", 2048),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=False,
+        )
+    )
+
+
 def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
     """A tiny LLaMA-style LLM pretrained on the world's text with the world's tokenizer."""
     cfg = size.tiny or {}
@@ -169,7 +190,7 @@ def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
     )[:16]
 
     def build(tmp: Path) -> None:
-        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+        from transformers import AutoTokenizer
 
         from harness.data.synthetic import pretrain_text
         from harness.model.pretrain import one_thread, pack_blocks, train_llm
@@ -177,20 +198,7 @@ def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
         start, cpu = time.perf_counter(), time.process_time()
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(
-            LlamaConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=size.hidden_size,
-                intermediate_size=cfg.get("intermediate", 4 * size.hidden_size),
-                num_hidden_layers=cfg.get("layers", 2),
-                num_attention_heads=cfg.get("heads", 4),
-                max_position_embeddings=cfg.get("max_positions", 2048),
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-                tie_word_embeddings=False,
-            )
-        )
+        model = fresh_llm(size, tokenizer)
         texts = pretrain_text(seed=seed)
         ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
         blocks = pack_blocks(ids, tokenizer.eos_token_id, LLM_BLOCK)
