@@ -43,6 +43,34 @@ class _IntoStepLog(logging.Handler):
 
 
 @contextmanager
+def library_progress_bars_off() -> Iterator[None]:
+    """No per-file bars from transformers and the hub ("Loading weights", "Writing model
+    shards") inside a step: they would cut through the run's own progress display."""
+    name = "HF_HUB_DISABLE_PROGRESS_BARS"
+    before = os.environ.get(name)
+    os.environ[name] = "1"  # read when huggingface_hub and transformers are first imported
+    hub = sys.modules.get("huggingface_hub.utils")
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    hub_was_on = hub is not None and not hub.are_progress_bars_disabled()
+    hf_was_on = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    if hub_was_on:
+        hub.disable_progress_bars()
+    if hf_was_on:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+        if hub_was_on:
+            hub.enable_progress_bars()
+        if hf_was_on:
+            hf_logging.enable_progress_bar()
+
+
+@contextmanager
 def library_messages_into(log: Callable[[str], None]) -> Iterator[None]:
     """Warnings and log records of the libraries a step uses (deprecations, optional kernels
     not found) go to the step's log, each once, instead of filling the terminal."""
@@ -51,7 +79,7 @@ def library_messages_into(log: Callable[[str], None]) -> Iterator[None]:
     root.addHandler(handler)
     seen: set[tuple[str, str]] = set()
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with library_progress_bars_off(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")  # once per place: a warning in a loop records once
             try:
                 yield

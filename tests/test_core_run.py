@@ -142,3 +142,48 @@ def test_library_warnings_go_to_the_step_log_once_not_the_terminal(fake_env, mon
     assert "warning somelib.kernels: optional kernel gemm not found" in log
     err = capfd.readouterr().err
     assert "old_api" not in err and "optional kernel" not in err
+
+
+TINY_SAVE_AND_LOAD = """
+import tempfile
+from transformers import LlamaConfig, LlamaForCausalLM
+config = LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                     num_attention_heads=1, num_key_value_heads=1)
+with tempfile.TemporaryDirectory() as folder:
+    LlamaForCausalLM(config).save_pretrained(folder)
+    LlamaForCausalLM.from_pretrained(folder)
+"""
+BARS = ("Loading weights", "Writing model shards")
+
+
+def test_model_loading_bars_stay_out_of_the_terminal(fake_env, monkeypatch, capfd):
+    tmp_path, registry, config, _ = fake_env
+    real_train = fakes.FakeBackend.train
+
+    def loading_train(self, cell, stage, inputs, out_dir, log):
+        exec(TINY_SAVE_AND_LOAD, {})
+        return real_train(self, cell, stage, inputs, out_dir, log)
+
+    monkeypatch.setattr(fakes.FakeBackend, "train", loading_train)
+    assert run_command(_opts(tmp_path, registry, config)) == 0
+    err = capfd.readouterr().err
+    assert not any(bar in err for bar in BARS)
+
+
+def _terminal_of(script: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stderr + done.stdout
+
+
+def test_a_step_that_imports_transformers_first_shows_no_bars():
+    in_step = (
+        "from harness.jobs import library_messages_into\n"
+        "with library_messages_into(print):\n"
+        + "".join(f"    {line}\n" for line in TINY_SAVE_AND_LOAD.strip().splitlines())
+    )
+    assert all(bar in _terminal_of(TINY_SAVE_AND_LOAD) for bar in BARS)  # outside a step
+    assert not any(bar in _terminal_of(in_step) for bar in BARS)
