@@ -96,6 +96,9 @@ class QuantSpec(Spec):
     quant_type: Literal["nf4", "fp4"] = "nf4"
     double_quant: bool = True
     compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    # LLaVA's recipe trains with the norms in fp32. The 4-bit layers return their input's dtype,
+    # so fp32 norms keep the activations after them in fp32; false saves that memory.
+    norms_fp32: bool = True
 
 
 class TrainSpec(Spec):

@@ -4,7 +4,7 @@ Only the quantization differs from LoRA: the vision tower, projector and lm_head
 unquantized (harness.model skips them), and ZeRO-3 is refused (it breaks with 4-bit weights).
 Parameter dtypes follow LLaVA's QLoRA recipe: peft's preparation upcasts every unquantized
 parameter to fp32, then the tower, projector, adapters, embeddings and lm_head go back to the
-load dtype and only the norms stay fp32.
+load dtype and only the norms stay fp32 (`quantization.norms_fp32 = false`: those too).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def floating_dtype(model: Any) -> Any:
     return next(p.dtype for p in model.parameters() if p.is_floating_point())
 
 
-def llava_qlora_dtypes(model: Any, dtype: Any) -> None:
+def llava_qlora_dtypes(model: Any, dtype: Any, *, norms_fp32: bool = True) -> None:
     """LLaVA's QLoRA dtypes after peft's fp32 upcast: tower, projector, LoRA layers, embeddings
     and lm_head in `dtype`, norms in fp32. Left all in fp32, a bf16 run differs from the
     recipe it reproduces and holds more memory (1.4 GB more on a 1.65B LLaVA, H100)."""
@@ -59,16 +59,17 @@ def llava_qlora_dtypes(model: Any, dtype: Any) -> None:
     for name, module in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
         own = leaf in ("vision_tower", "multi_modal_projector", "lm_head", "embed_tokens")
-        if own or isinstance(module, LoraLayer):
+        if own or isinstance(module, LoraLayer) or (not norms_fp32 and "norm" in leaf):
             module.to(dtype)
-    for name, module in model.named_modules():
-        if "norm" in name.rsplit(".", 1)[-1]:
-            module.to(torch.float32)
+    if norms_fp32:
+        for name, module in model.named_modules():
+            if "norm" in name.rsplit(".", 1)[-1]:
+                module.to(torch.float32)
 
 
 class QLoRA(LoRA):
     name = "qlora"
-    version = "1"
+    version = "2"  # 2: LLaVA's parameter dtypes in bf16/fp16 runs (1 kept all of them fp32)
     zero_stage = 2
 
     def quantization(self, train: TrainSpec) -> QuantSpec:
@@ -90,7 +91,7 @@ class QLoRA(LoRA):
             bundle.model, use_gradient_checkpointing=train.gradient_checkpointing
         )
         bundle = super().prepare(bundle, train)
-        llava_qlora_dtypes(bundle.model, dtype)
+        llava_qlora_dtypes(bundle.model, dtype, norms_fp32=self.quantization(train).norms_fp32)
         return bundle
 
     def deepspeed_config(self, train: TrainSpec, hardware: HardwareSpec, gpus: int) -> dict:
