@@ -45,7 +45,9 @@ class _IntoStepLog(logging.Handler):
 @contextmanager
 def library_progress_bars_off() -> Iterator[None]:
     """No per-file bars from transformers and the hub ("Loading weights", "Writing model
-    shards") inside a step: they would cut through the run's own progress display."""
+    shards") inside a step: they would cut through the run's own progress display. Bars that
+    were on come back after the step; a process whose first import of these libraries
+    happens inside a step (a worker) keeps them off."""
     name = "HF_HUB_DISABLE_PROGRESS_BARS"
     before = os.environ.get(name)
     os.environ[name] = "1"  # read when huggingface_hub and transformers are first imported
