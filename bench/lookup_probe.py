@@ -6,7 +6,8 @@ LLM of a tiny size's shape trains on lookup drills ("Which option says X?" with 
 options), loss on the answer letters only, and every `--every` steps prints its accuracy on
 held-out drills alone and in MMLU's 5-shot layout (chance 25%). `--recall F` puts a share F of
 dense associative-recall blocks in the data ("A. red A" option lines, then "Option with red: A"
-queries): eight supervised lookups per block instead of one.
+queries): eight supervised lookups per block instead of one. `--per-row 1 --filler N` trains on
+single drills after 0-N random words, so the drill's distance from the start varies.
 
     .venv/bin/python bench/lookup_probe.py [--size tiny-1m] [--steps 1000] [--lr 3e-3]
                                            [--batch 32] [--recall 0.0] [--every 100]
@@ -40,12 +41,14 @@ def encode(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, letters
 
 
-def training_texts(seed: int, rows: int, recall: float) -> list[str]:
+def training_texts(
+    seed: int, rows: int, recall: float, per_row: int = DRILLS_PER_ROW, filler: int = 0
+) -> list[str]:
     from harness.data.synthetic.drills import _pools, drills
     from harness.data.synthetic.mmlu import LETTERS, header, render_item
 
     rng = random.Random(f"{seed}-lookup-probe")
-    items = drills(seed, rows * DRILLS_PER_ROW, "lookup-probe")
+    items = drills(seed, rows * per_row, "lookup-probe")
     pools = _pools(seed)
     texts: list[str] = []
     for _ in range(rows):
@@ -56,9 +59,11 @@ def training_texts(seed: int, rows: int, recall: float) -> list[str]:
             queries = "".join(f"\nOption with {options[k]}: {LETTERS[k]}" for k in asked)
             texts.append(block + queries)
         else:
-            shown = [items.pop() for _ in range(rng.randint(1, DRILLS_PER_ROW))]
+            shown = [items.pop() for _ in range(rng.randint(1, per_row))]
             body = "\n\n".join(render_item(item, with_answer=True) for item in shown)
-            texts.append(header("matching options") + body)
+            words = [rng.choice(rng.choice(pools)) for _ in range(rng.randint(0, filler))]
+            prefix = " ".join(words) + "\n\n" if words else ""
+            texts.append(prefix + header("matching options") + body)
     return texts
 
 
@@ -91,6 +96,8 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--recall", type=float, default=0.0, help="share of recall blocks")
+    parser.add_argument("--per-row", type=int, default=DRILLS_PER_ROW, help="most drills a row")
+    parser.add_argument("--filler", type=int, default=0, help="most filler words before a row")
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -104,14 +111,18 @@ def main() -> int:
     size = load_registry().sizes[args.size]
     vocab = (size.tiny or {}).get("vocab", 2048)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(vocab, args.seed)))
-    ids, supervised = encode(tokenizer, training_texts(args.seed, 20000, args.recall))
+    texts = training_texts(args.seed, 20000, args.recall, args.per_row, args.filler)
+    ids, supervised = encode(tokenizer, texts)
     alone, five_shot = test_texts(args.seed)
     torch.manual_seed(args.seed)
     model = fresh_llm(size, tokenizer)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
     step_lr = _schedule(optimizer, args.steps, max(1, args.steps // 50))
     generator = torch.Generator().manual_seed(args.seed)
-    print(f"{args.size}: {len(ids)} rows; lr {args.lr}, batch {args.batch}, recall {args.recall}")
+    print(
+        f"{args.size}: {len(ids)} rows of up to {args.per_row} drills after up to {args.filler} "
+        f"filler words; lr {args.lr}, batch {args.batch}, recall {args.recall}"
+    )
     print("step  loss   drills alone  5-shot  seconds")
     started = time.perf_counter()
     with one_thread():
