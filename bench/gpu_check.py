@@ -280,7 +280,7 @@ def bare_loop(model, data, args, dtype) -> tuple[float, float | None]:
     return tokens / (ended - started), steady
 
 
-def cell(value: float | None, digits: int = 0) -> str:
+def fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -330,9 +330,9 @@ def main() -> int:
             f"| {method} | {r['trainable_params'] / 1e6:.1f}M | {r['total_params'] / 1e6:.1f}M | "
             f"{r['tokens_per_s']:.0f} | {r['samples_per_s']:.2f} | {mfu} | "
             f"{r['peak_mem_mb']:.0f} | {r['first_loss']:.3f}->{r['last_loss']:.3f} | "
-            f"{cell(r.get('bare_tokens_per_s'))} | {cell(r.get('harness_vs_bare'), 2)} | "
-            f"{cell(r.get('steady_tokens_per_s'))} | {cell(r.get('bare_steady_tokens_per_s'))} | "
-            f"{cell(r.get('steady_harness_vs_bare'), 2)} |"
+            f"{fmt(r.get('bare_tokens_per_s'))} | {fmt(r.get('harness_vs_bare'), 2)} | "
+            f"{fmt(r.get('steady_tokens_per_s'))} | {fmt(r.get('bare_steady_tokens_per_s'))} | "
+            f"{fmt(r.get('steady_harness_vs_bare'), 2)} |"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

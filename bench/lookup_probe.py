@@ -44,12 +44,12 @@ def encode(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 def training_texts(
     seed: int, rows: int, recall: float, per_row: int = DRILLS_PER_ROW, filler: int = 0
 ) -> list[str]:
-    from harness.data.synthetic.drills import _pools, drills
+    from harness.data.synthetic.drills import drills, option_pools
     from harness.data.synthetic.mmlu import LETTERS, header, render_item
 
     rng = random.Random(f"{seed}-lookup-probe")
     items = drills(seed, rows * per_row, "lookup-probe")
-    pools = _pools(seed)
+    pools = option_pools(seed)
     texts: list[str] = []
     for _ in range(rows):
         if rng.random() < recall:
@@ -67,7 +67,7 @@ def training_texts(
     return texts
 
 
-def test_texts(seed: int) -> tuple[list[str], list[str]]:
+def held_out_texts(seed: int) -> tuple[list[str], list[str]]:
     """200 held-out drills, alone and after MMLU's header and five solved drills."""
     from harness.data.synthetic.drills import drills
     from harness.data.synthetic.mmlu import header, render_item
@@ -113,7 +113,7 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(vocab, args.seed)))
     texts = training_texts(args.seed, 20000, args.recall, args.per_row, args.filler)
     ids, supervised = encode(tokenizer, texts)
-    alone, five_shot = test_texts(args.seed)
+    alone, five_shot = held_out_texts(args.seed)
     torch.manual_seed(args.seed)
     model = fresh_llm(size, tokenizer)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95))

@@ -56,15 +56,14 @@ def llava_qlora_dtypes(model: Any, dtype: Any, *, norms_fp32: bool = True) -> No
 
     if dtype == torch.float32:
         return
-    for name, module in model.named_modules():
+    for name, module in model.named_modules():  # parents come before their children
         leaf = name.rsplit(".", 1)[-1]
-        own = leaf in ("vision_tower", "multi_modal_projector", "lm_head", "embed_tokens")
-        if own or isinstance(module, LoraLayer) or (not norms_fp32 and "norm" in leaf):
+        if "norm" in leaf:
+            module.to(torch.float32 if norms_fp32 else dtype)
+        elif leaf in ("vision_tower", "multi_modal_projector", "lm_head", "embed_tokens"):
             module.to(dtype)
-    if norms_fp32:
-        for name, module in model.named_modules():
-            if "norm" in name.rsplit(".", 1)[-1]:
-                module.to(torch.float32)
+        elif isinstance(module, LoraLayer):
+            module.to(dtype)
 
 
 class QLoRA(LoRA):

@@ -13,7 +13,8 @@ from harness.data.synthetic.scenes import COLORS, REGIONS, SHAPES, WORDS
 Item = tuple[str, tuple[str, ...], int]
 
 
-def _pools(seed: int) -> list[list[str]]:
+def option_pools(seed: int) -> list[list[str]]:
+    """Groups of same-kind answers (colours, regions, ... each fact subject's answers)."""
     answers: dict[str, set[str]] = {}
     for fact in all_facts(seed):
         answers.setdefault(fact.subject, set()).update(fact.pool)
@@ -25,7 +26,7 @@ def _pools(seed: int) -> list[list[str]]:
 def drills(seed: int, count: int, stream: str) -> list[Item]:
     """`count` drills with 4 options; letters dealt in shuffled blocks of A-D (balanced)."""
     rng = random.Random(f"{seed}-drills-{stream}")
-    pools = _pools(seed)
+    pools = option_pools(seed)
     out: list[Item] = []
     while len(out) < count:
         block = [0, 1, 2, 3]
