@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,21 @@ def test_tiny_build_is_cached_and_assembles(tmp_path, monkeypatch):
     quantized.model.model.multi_modal_projector.requires_grad_(True)
     out = quantized.model(input_ids=ids, labels=ids)
     out.loss.backward()
+
+
+@pytest.mark.slow
+def test_a_size_with_lookup_rows_pretrains_its_supervised_heads(tmp_path, monkeypatch):
+    from harness.model.foundation import llm_dir, read_manifest
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    size = quick_spec().size
+    plain = read_manifest(llm_dir(size, 0))["train"]
+    tiny = {**size.tiny, "layers": 2, "lookup_rows": 4, "init_std": 0.1}
+    folder = llm_dir(size.model_copy(update={"tiny": tiny}), 0)
+    train = read_manifest(folder)["train"]
+    assert "attention_mass" not in plain and plain["loss"] > 0
+    assert 0 < train["attention_mass"] < 1 and 0 < train["letter_attention"] < 1
+    assert 0 <= train["letter_accuracy"] <= 1 and train["letter_loss"] > 0
+    assert train["loss"] != plain["loss"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["initializer_range"] == 0.1 and config["num_hidden_layers"] == 2

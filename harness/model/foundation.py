@@ -3,7 +3,8 @@
 LLaVA starts from a pretrained CLIP and an instruction-tuned LLM; a frozen random tower or a
 random LLM teaches a tiny LLaVA almost nothing. So each tiny size gets, from the synthetic
 world only (no download): a byte-level BPE tokenizer, a CLIP vision tower pretrained to name
-what each image region holds, and a LLaMA-style LLM pretrained on the world's text. Each is
+what each image region holds, and a LLaMA-style LLM pretrained on the world's text (and, where
+a size asks for it, on letter-format lookup rows: the skill MMLU's letters need). Each is
 cached under cache_dir("foundation") by everything that determines it (spec, seed, budget,
 version, the world's content), written atomically and reused, like a download. Each folder
 holds a manifest.json with its build time (wall and CPU seconds: on a busy machine the CPU
@@ -29,6 +30,7 @@ TOWER_STEPS = 300  # batch 64: about 20 s on one busy CPU core
 LLM_BLOCK = 256  # MMLU's 5-shot prompts are 182-199 tokens, stage-2 samples up to 256
 LLM_BATCH = 8
 LLM_STEPS = 300  # a size's `tiny.pretrain_steps` in the registry overrides this
+LOOKUP_DRILLS = (1.0, 0.5)  # share of drills in lookup rows, first to last (the rest: practice)
 
 
 def _manifest(folder: Path, **fields: Any) -> None:
@@ -168,32 +170,39 @@ def fresh_llm(size: SizeSpec, tokenizer: Any) -> Any:
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
             tie_word_embeddings=False,
+            # LLaMA's 0.02 suits width 4096; at width 96 it leaves attention logits near zero.
+            # The lookup rows need about 1/sqrt(width) to form (bench/RESULTS.md).
+            initializer_range=float(cfg.get("init_std", 0.02)),
         )
     )
 
 
 def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
-    """A tiny LLaMA-style LLM pretrained on the world's text with the world's tokenizer."""
+    """A tiny LLaMA-style LLM pretrained on the world's text with the world's tokenizer, and,
+    where the size sets `tiny.lookup_rows` (rows a step), on attention-supervised lookup rows."""
     cfg = size.tiny or {}
     steps = steps or int(cfg.get("pretrain_steps", LLM_STEPS))
+    lookup_batch = int(cfg.get("lookup_rows", 0))
     tok_dir = tokenizer_dir(int(cfg.get("vocab", 2048)), seed)
-    key = sha256_of(
-        {
-            "size": size.model_dump(mode="json"),
-            "seed": seed,
-            "steps": steps,
-            "block": LLM_BLOCK,
-            "batch": LLM_BATCH,
-            "tokenizer": tok_dir.name,
-            "v": FOUNDATION_VERSION,
-        }
-    )[:16]
+    fields = {
+        "size": size.model_dump(mode="json"),
+        "seed": seed,
+        "steps": steps,
+        "block": LLM_BLOCK,
+        "batch": LLM_BATCH,
+        "tokenizer": tok_dir.name,
+        "v": FOUNDATION_VERSION,
+    }
+    if lookup_batch:
+        fields["lookup_drills"] = LOOKUP_DRILLS
+    key = sha256_of(fields)[:16]
 
     def build(tmp: Path) -> None:
         from transformers import AutoTokenizer
 
         from harness.data.synthetic import pretrain_text
-        from harness.model.pretrain import one_thread, pack_blocks, train_llm
+        from harness.data.synthetic.lookup import lookup_rows
+        from harness.model.pretrain import encode_lookup_rows, one_thread, pack_blocks, train_llm
 
         start, cpu = time.perf_counter(), time.process_time()
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
@@ -202,8 +211,20 @@ def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
         texts = pretrain_text(seed=seed)
         ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
         blocks = pack_blocks(ids, tokenizer.eos_token_id, LLM_BLOCK)
+        lookup = None
+        if lookup_batch:
+            rows = lookup_rows(seed, steps * lookup_batch, *LOOKUP_DRILLS)
+            lookup = encode_lookup_rows(tokenizer, rows)
         with one_thread():
-            report = train_llm(model, blocks, steps=steps, batch_size=LLM_BATCH, seed=seed)
+            report = train_llm(
+                model,
+                blocks,
+                steps=steps,
+                batch_size=LLM_BATCH,
+                seed=seed,
+                lookup=lookup,
+                lookup_batch=lookup_batch,
+            )
         model.save_pretrained(str(tmp))
         _manifest(
             tmp,

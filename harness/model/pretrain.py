@@ -3,8 +3,9 @@
 The tower learns to name what each image region holds (colour, shape, count, word...) from its
 penultimate layer's patch tokens — the features LLaVA reads — through one linear head over all
 patch tokens, so that each token keeps its region's content. The LLM learns the world's text
-with next-token prediction on packed blocks. Both use AdamW with warm-up then linear decay to
-zero, fixed step counts and seeds: the same inputs give the same weights.
+with next-token prediction on packed blocks, and beside it the letter-format lookup from rows
+whose two attention heads are supervised (lookup_loss). Both use AdamW with warm-up then linear
+decay to zero, fixed step counts and seeds: the same inputs give the same weights.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -112,6 +115,92 @@ def pack_blocks(token_lists: list[list[int]], eos_id: int, block: int) -> torch.
     return torch.tensor(stream[: n * block], dtype=torch.long).view(n, block)
 
 
+@dataclass(frozen=True)
+class LookupSet:
+    """Tokenized lookup rows (harness.data.synthetic.lookup) as padded tensors: for each row's
+    k-th solved item, the position that predicts its answer letter (-1 where the row has fewer
+    items), that letter's token id, and a mask of the tokens of the option it names."""
+
+    ids: torch.Tensor  # rows x length
+    predict_at: torch.Tensor  # rows x items
+    letters: torch.Tensor  # rows x items
+    option_tokens: torch.Tensor  # rows x items x length (bool)
+    letter_of: torch.Tensor  # rows x length: an option text token's letter position, else -1
+
+    def take(self, rows: torch.Tensor) -> LookupSet:
+        return LookupSet(
+            self.ids[rows],
+            self.predict_at[rows],
+            self.letters[rows],
+            self.option_tokens[rows],
+            self.letter_of[rows],
+        )
+
+
+def encode_lookup_rows(tokenizer: Any, rows: list[Any]) -> LookupSet:
+    """Tokenize rows with character offsets and place each mark on its tokens."""
+    encoded = tokenizer([row.text for row in rows], return_offsets_mapping=True)
+    length = max(map(len, encoded["input_ids"]))
+    items = max(len(row.marks) for row in rows)
+    ids = torch.full((len(rows), length), tokenizer.pad_token_id, dtype=torch.long)
+    predict_at = torch.full((len(rows), items), -1, dtype=torch.long)
+    letters = torch.zeros((len(rows), items), dtype=torch.long)
+    option_tokens = torch.zeros((len(rows), items, length), dtype=torch.bool)
+    letter_of = torch.full((len(rows), length), -1, dtype=torch.long)
+    for r, (row, row_ids, offsets) in enumerate(
+        zip(rows, encoded["input_ids"], encoded["offset_mapping"], strict=True)
+    ):
+        ids[r, : len(row_ids)] = torch.tensor(row_ids)
+
+        def token_at(char: int, offsets: list = offsets) -> int:
+            return next(i for i, (s, e) in enumerate(offsets) if s <= char < e)
+
+        def tokens_in(start: int, end: int, offsets: list = offsets) -> list[int]:
+            return [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
+
+        for k, mark in enumerate(row.marks):
+            at = token_at(mark.answer + 1)  # the letter after the space
+            predict_at[r, k], letters[r, k] = at - 1, row_ids[at]
+            option_tokens[r, k, tokens_in(mark.option_start, mark.option_end)] = True
+        for letter_char, start, end in row.options:
+            letter_of[r, tokens_in(start, end)] = token_at(letter_char)
+    return LookupSet(ids, predict_at, letters, option_tokens, letter_of)
+
+
+def lookup_loss(
+    llm: nn.Module, batch: LookupSet, attention_weight: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of the answer letters plus `attention_weight` x the negative log of two
+    attention weights: the last layer's first head, where it predicts a letter, on the option
+    the letter names; the first layer's first head, at each option's text, on that option's
+    letter. Both heads get a direct gradient toward the lookup, so it forms in a few hundred
+    steps instead of staying at chance past a thousand (bench/RESULTS.md, "Lookup
+    supervision"). Needs eager attention (the weights are returned)."""
+    width = int((batch.ids != llm.config.pad_token_id).sum(1).max())
+    out = llm.model(input_ids=batch.ids[:, :width], output_attentions=True)
+    valid = batch.predict_at >= 0
+    rows, items = valid.nonzero(as_tuple=True)
+    at = batch.predict_at[rows, items]
+    logits = llm.lm_head(out.last_hidden_state[rows, at])
+    letter_loss = nn.functional.cross_entropy(logits, batch.letters[rows, items])
+    attention = out.attentions[-1][rows, 0, at]  # the supervised head's weights at each letter
+    mass = (attention * batch.option_tokens[rows, items, :width]).sum(-1)
+    # The first layer's first head, at each option's text, attends to the option's letter, so
+    # the text's own position carries the letter that the lookup head reads there.
+    letter_of = batch.letter_of[:, :width]
+    texts, positions = (letter_of >= 0).nonzero(as_tuple=True)
+    to_letter = out.attentions[0][texts, 0, positions, letter_of[texts, positions]]
+    attention_loss = -torch.log(mass + 1e-6).mean() - torch.log(to_letter + 1e-6).mean()
+    accuracy = (logits.argmax(-1) == batch.letters[rows, items]).float().mean()
+    figures = {
+        "letter_loss": letter_loss.item(),
+        "attention_mass": mass.mean().item(),
+        "letter_attention": to_letter.mean().item(),
+        "letter_accuracy": accuracy.item(),
+    }
+    return letter_loss + attention_weight * attention_loss, figures
+
+
 def train_llm(
     llm: nn.Module,
     blocks: torch.Tensor,
@@ -120,24 +209,42 @@ def train_llm(
     batch_size: int = 32,
     lr: float = 3e-3,
     seed: int = 0,
+    lookup: LookupSet | None = None,
+    lookup_batch: int = 16,
+    attention_weight: float = 1.0,
 ) -> dict[str, float]:
-    """Next-token pretraining of a causal LM in place; returns the final loss and perplexity."""
+    """Next-token pretraining of a causal LM in place, plus, given `lookup`, a batch of lookup
+    rows a step (lookup_loss); returns the final loss, perplexity and lookup figures (means over
+    the last 20 steps)."""
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     step_lr = _schedule(optimizer, steps, max(1, steps // 20))
     generator = torch.Generator().manual_seed(seed)
+    implementation = llm.config._attn_implementation
+    if lookup is not None:
+        llm.set_attn_implementation("eager")
     llm.train()
     start, recent = time.perf_counter(), []
-    for _ in range(steps):
+    for step in range(steps):
         rows = torch.randint(0, blocks.shape[0], (batch_size,), generator=generator)
         batch = blocks[rows]
         loss = llm(input_ids=batch, labels=batch).loss
+        figures = {"loss": loss.item()}
+        if lookup is not None:
+            picked = (step * lookup_batch + torch.arange(lookup_batch)) % lookup.ids.shape[0]
+            extra, lookup_figures = lookup_loss(llm, lookup.take(picked), attention_weight)
+            loss = loss + extra
+            figures.update(lookup_figures)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0)
         optimizer.step()
         step_lr()
-        recent = (recent + [loss.item()])[-20:]
+        recent = (recent + [figures])[-20:]
     llm.eval()
-    loss = sum(recent) / len(recent)
-    return {"loss": loss, "perplexity": math.exp(loss), "seconds": time.perf_counter() - start}
+    if lookup is not None:
+        llm.set_attn_implementation(implementation)
+    report = {key: sum(f[key] for f in recent) / len(recent) for key in recent[-1]}
+    report["perplexity"] = math.exp(report["loss"])
+    report["seconds"] = time.perf_counter() - start
+    return report
