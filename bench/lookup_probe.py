@@ -8,9 +8,13 @@ held-out drills alone and in MMLU's 5-shot layout (chance 25%). `--recall F` put
 dense associative-recall blocks in the data ("A. red A" option lines, then "Option with red: A"
 queries): eight supervised lookups per block instead of one. `--per-row 1 --filler N` trains on
 single drills after 0-N random words, so the drill's distance from the start varies.
+`--attention W` trains as the foundation build's lookup rows do (harness.model.pretrain.
+lookup_loss): drill rows, and W x the loss of two supervised attention heads. `--init S` sets
+the initializer's std (default 1/sqrt(width), as the foundation build; 0.02 is LLaMA's).
 
     .venv/bin/python bench/lookup_probe.py [--size tiny-1m] [--steps 1000] [--lr 3e-3]
                                            [--batch 32] [--recall 0.0] [--every 100]
+                                           [--attention 0.0] [--init S]
 """
 
 from __future__ import annotations
@@ -100,15 +104,22 @@ def main() -> int:
     parser.add_argument("--filler", type=int, default=0, help="most filler words before a row")
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=float, help="initializer std (default 1/sqrt(width))")
+    parser.add_argument(
+        "--attention", type=float, default=0.0, help="weight of the supervised-attention term"
+    )
     args = parser.parse_args()
 
     from transformers import AutoTokenizer
 
+    from harness.data.synthetic.lookup import lookup_rows
     from harness.model.foundation import fresh_llm, tokenizer_dir
-    from harness.model.pretrain import _schedule, one_thread
+    from harness.model.pretrain import _schedule, encode_lookup_rows, lookup_loss, one_thread
     from harness.registry import load_registry
 
     size = load_registry().sizes[args.size]
+    if args.init is not None:
+        size = size.model_copy(update={"tiny": {**(size.tiny or {}), "init_std": args.init}})
     vocab = (size.tiny or {}).get("vocab", 2048)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(vocab, args.seed)))
     texts = training_texts(args.seed, 20000, args.recall, args.per_row, args.filler)
@@ -116,12 +127,18 @@ def main() -> int:
     alone, five_shot = held_out_texts(args.seed)
     torch.manual_seed(args.seed)
     model = fresh_llm(size, tokenizer)
+    lookup = None
+    if args.attention > 0:  # drill rows as the foundation build uses them, heads supervised
+        rows = lookup_rows(args.seed, args.steps * args.batch, drills_first=1.0, drills_last=1.0)
+        lookup = encode_lookup_rows(tokenizer, rows)
+        model.set_attn_implementation("eager")
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
     step_lr = _schedule(optimizer, args.steps, max(1, args.steps // 50))
     generator = torch.Generator().manual_seed(args.seed)
     print(
         f"{args.size}: {len(ids)} rows of up to {args.per_row} drills after up to {args.filler} "
-        f"filler words; lr {args.lr}, batch {args.batch}, recall {args.recall}"
+        f"filler words; lr {args.lr}, batch {args.batch}, recall {args.recall}, "
+        f"init {model.config.initializer_range:.3f}, attention {args.attention}"
     )
     print("step  loss   drills alone  5-shot  seconds")
     started = time.perf_counter()
@@ -131,8 +148,13 @@ def main() -> int:
             rows = torch.randint(0, len(ids), (args.batch,), generator=generator)
             width = int((ids[rows] != tokenizer.pad_token_id).sum(1).max())
             batch, mask = ids[rows, :width], supervised[rows, :width]
-            logits = model(input_ids=batch).logits[:, :-1]
-            loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], batch[:, 1:][mask[:, 1:]])
+            if lookup is not None:
+                picked = torch.arange((step - 1) * args.batch, step * args.batch)
+                loss, _ = lookup_loss(model, lookup.take(picked), args.attention)
+            else:
+                logits = model(input_ids=batch).logits[:, :-1]
+                targets = batch[:, 1:][mask[:, 1:]]
+                loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,88 @@
+"""A tiny foundation LLM's MMLU: what it knows against what its answer letters show.
+
+Builds (or reuses from the cache) a tiny size's foundation LLM, optionally with the lookup
+recipe's knobs set (`--lookup-rows N --init S`: the registry's `tiny.lookup_rows` and
+`tiny.init_std`), and scores the synthetic MMLU test set (small scale, 200 questions) twice:
+
+- letters: MMLU's protocol (5-shot, argmax log-likelihood of " A".." D" after "Answer:");
+- knowledge: the same four options scored as answers to the bare question ("Q\\nAnswer: X",
+  the form the pretraining text states the facts in), no letters involved.
+
+Knowledge is what a perfect option-to-letter lookup would turn into letters; letters at chance
+with knowledge above it means the lookup is missing, letters equal to knowledge means recall is
+the limit. Chance is 25% for both.
+
+    .venv/bin/python bench/mmlu_knowledge.py [--size tiny-1m] [--lookup-rows 32] [--init 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the built-in plugins
+
+
+def loglik(model, tokenizer, context: str, continuation: str) -> float:
+    """Sum of the continuation tokens' log-probabilities (lm-eval's split: no BOS)."""
+    head = tokenizer(context, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logprobs = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+    return sum(logprobs[i - 1, ids[i]].item() for i in range(len(head), len(ids)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="tiny-1m")
+    parser.add_argument("--lookup-rows", type=int, help="lookup rows a pretraining step")
+    parser.add_argument("--init", type=float, help="the LLM initializer's std")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.data.synthetic.mmlu import LETTERS, TEST_SIZES, splits
+    from harness.model.foundation import llm_dir, read_manifest, tokenizer_dir
+    from harness.registry import load_registry
+    from plugins.benchmarks.mmlu import build_context
+
+    size = load_registry().sizes[args.size]
+    tiny = dict(size.tiny or {})
+    if args.lookup_rows is not None:
+        tiny["lookup_rows"] = args.lookup_rows
+    if args.init is not None:
+        tiny["init_std"] = args.init
+    size = size.model_copy(update={"tiny": tiny})
+    started = time.perf_counter()
+    folder = llm_dir(size, args.seed)
+    vocab = int(tiny.get("vocab", 2048))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(vocab, args.seed)))
+    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    letters = knowledge = total = 0
+    for subject, split in splits(args.seed).items():
+        shots = [{"question": q, "choices": list(c), "answer": a} for q, c, a in split["dev"]]
+        for question, choices, answer in split["test"][: TEST_SIZES["small"][subject]]:
+            row = {"question": question, "choices": list(choices), "answer": answer}
+            context = build_context(subject, shots, row)
+            by_letter = [loglik(model, tokenizer, context, " " + x) for x in LETTERS]
+            by_option = [loglik(model, tokenizer, question + "\nAnswer:", " " + c) for c in choices]
+            letters += max(range(4), key=by_letter.__getitem__) == answer
+            knowledge += max(range(4), key=by_option.__getitem__) == answer
+            total += 1
+    train = read_manifest(folder)["train"]
+    print(json.dumps({"size": args.size, "tiny": tiny, "build": train}, sort_keys=True))
+    print(
+        f"{args.size}: letters {100 * letters / total:.1f}  knowledge {100 * knowledge / total:.1f}"
+        f"  ({total} questions, chance 25.0; {time.perf_counter() - started:.0f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
