@@ -151,20 +151,21 @@ def encode_lookup_rows(tokenizer: Any, rows: list[Any]) -> LookupSet:
         zip(rows, encoded["input_ids"], encoded["offset_mapping"], strict=True)
     ):
         ids[r, : len(row_ids)] = torch.tensor(row_ids)
-
-        def token_at(char: int, offsets: list = offsets) -> int:
-            return next(i for i, (s, e) in enumerate(offsets) if s <= char < e)
-
-        def tokens_in(start: int, end: int, offsets: list = offsets) -> list[int]:
-            return [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
-
         for k, mark in enumerate(row.marks):
-            at = token_at(mark.answer + 1)  # the letter after the space
+            at = _token_at(offsets, mark.answer + 1)  # the letter after the space
             predict_at[r, k], letters[r, k] = at - 1, row_ids[at]
-            option_tokens[r, k, tokens_in(mark.option_start, mark.option_end)] = True
+            option_tokens[r, k, _tokens_in(offsets, mark.option_start, mark.option_end)] = True
         for letter_char, start, end in row.options:
-            letter_of[r, tokens_in(start, end)] = token_at(letter_char)
+            letter_of[r, _tokens_in(offsets, start, end)] = _token_at(offsets, letter_char)
     return LookupSet(ids, predict_at, letters, option_tokens, letter_of)
+
+
+def _token_at(offsets: list[tuple[int, int]], char: int) -> int:
+    return next(i for i, (s, e) in enumerate(offsets) if s <= char < e)
+
+
+def _tokens_in(offsets: list[tuple[int, int]], start: int, end: int) -> list[int]:
+    return [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
 
 
 def lookup_loss(
