@@ -4,7 +4,8 @@ Builds (or reuses from the cache) a tiny size's foundation LLM, optionally with 
 recipe's knobs set (`--lookup-rows N --init S`: the registry's `tiny.lookup_rows` and
 `tiny.init_std`), and scores the synthetic MMLU test set (small scale, 200 questions) twice:
 
-- letters: MMLU's protocol (5-shot, argmax log-likelihood of " A".." D" after "Answer:");
+- letters: MMLU's protocol (5-shot, argmax log-likelihood of " A".." D" after "Answer:",
+  scored by the harness's own `score_logliks`);
 - knowledge: the same four options scored as answers to the bare question ("Q\\nAnswer: X",
   the form the pretraining text states the facts in), no letters involved.
 
@@ -22,19 +23,9 @@ import json
 import sys
 import time
 from pathlib import Path
-
-import torch
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the built-in plugins
-
-
-def loglik(model, tokenizer, context: str, continuation: str) -> float:
-    """Sum of the continuation tokens' log-probabilities (lm-eval's split: no BOS)."""
-    head = tokenizer(context, add_special_tokens=False)["input_ids"]
-    ids = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    with torch.no_grad():
-        logprobs = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
-    return sum(logprobs[i - 1, ids[i]].item() for i in range(len(head), len(ids)))
 
 
 def main() -> int:
@@ -48,7 +39,9 @@ def main() -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.data.synthetic.mmlu import LETTERS, TEST_SIZES, splits
+    from harness.eval.loglik import score_logliks
     from harness.model.foundation import llm_dir, read_manifest, tokenizer_dir
+    from harness.protocols import LoglikRequest
     from harness.registry import load_registry
     from plugins.benchmarks.mmlu import build_context
 
@@ -64,17 +57,27 @@ def main() -> int:
     vocab = int(tiny.get("vocab", 2048))
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(vocab, args.seed)))
     model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
-    letters = knowledge = total = 0
+    requests, answers = [], []
     for subject, split in splits(args.seed).items():
         shots = [{"question": q, "choices": list(c), "answer": a} for q, c, a in split["dev"]]
-        for question, choices, answer in split["test"][: TEST_SIZES["small"][subject]]:
+        for n, (question, choices, answer) in enumerate(
+            split["test"][: TEST_SIZES["small"][subject]]
+        ):
             row = {"question": question, "choices": list(choices), "answer": answer}
-            context = build_context(subject, shots, row)
-            by_letter = [loglik(model, tokenizer, context, " " + x) for x in LETTERS]
-            by_option = [loglik(model, tokenizer, question + "\nAnswer:", " " + c) for c in choices]
-            letters += max(range(4), key=by_letter.__getitem__) == answer
-            knowledge += max(range(4), key=by_option.__getitem__) == answer
-            total += 1
+            letter_choices = tuple(" " + x for x in LETTERS)
+            options = tuple(" " + c for c in choices)
+            requests += [
+                LoglikRequest(
+                    f"{subject}-{n}-letters", build_context(subject, shots, row), letter_choices
+                ),
+                LoglikRequest(f"{subject}-{n}-knowledge", question + "\nAnswer:", options),
+            ]
+            answers.append(answer)
+    outputs = score_logliks(SimpleNamespace(model=model, tokenizer=tokenizer), requests, 32)
+    picks = [max(range(4), key=outputs[r.id].logliks.__getitem__) for r in requests]
+    letters = sum(p == a for p, a in zip(picks[0::2], answers, strict=True))
+    knowledge = sum(p == a for p, a in zip(picks[1::2], answers, strict=True))
+    total = len(answers)
     train = read_manifest(folder)["train"]
     print(json.dumps({"size": args.size, "tiny": tiny, "build": train}, sort_keys=True))
     print(
