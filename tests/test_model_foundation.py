@@ -91,12 +91,31 @@ def test_a_size_with_lookup_rows_pretrains_its_supervised_heads(tmp_path, monkey
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     size = quick_spec().size
     plain = read_manifest(llm_dir(size, 0))["train"]
-    tiny = {**size.tiny, "layers": 2, "lookup_rows": 4, "init_std": 0.1}
+    tiny = {**size.tiny, "layers": 2, "lookup_rows": 4, "qk_init_std": 0.15}
     folder = llm_dir(size.model_copy(update={"tiny": tiny}), 0)
     train = read_manifest(folder)["train"]
     assert "attention_mass" not in plain and plain["loss"] > 0
     assert 0 < train["attention_mass"] < 1 and 0 < train["letter_attention"] < 1
     assert 0 <= train["letter_accuracy"] <= 1 and train["letter_loss"] > 0
+    assert train["lookup_grad_norm"] > 0 and "lookup_grad_norm" not in plain
     assert train["loss"] != plain["loss"]
     config = json.loads((folder / "config.json").read_text())
-    assert config["initializer_range"] == 0.1 and config["num_hidden_layers"] == 2
+    assert config["num_hidden_layers"] == 2
+
+
+def test_qk_init_std_scales_only_the_queries_and_keys() -> None:
+    from harness.model.foundation import fresh_llm
+
+    tokenizer = train_tokenizer(TEXTS, 300)
+    size = quick_spec().size
+    torch.manual_seed(0)
+    plain = fresh_llm(size, tokenizer)
+    torch.manual_seed(0)
+    raised_size = size.model_copy(update={"tiny": {**size.tiny, "qk_init_std": 0.15}})
+    raised = fresh_llm(raised_size, tokenizer)
+    for before, after in zip(plain.model.layers, raised.model.layers, strict=True):
+        for name in ("q_proj", "k_proj"):
+            assert abs(getattr(before.self_attn, name).weight.std().item() - 0.02) < 0.003
+            assert abs(getattr(after.self_attn, name).weight.std().item() - 0.15) < 0.02
+        torch.testing.assert_close(before.self_attn.v_proj.weight, after.self_attn.v_proj.weight)
+        torch.testing.assert_close(before.mlp.up_proj.weight, after.mlp.up_proj.weight)

@@ -11,7 +11,7 @@ import torch
 
 from harness.data.synthetic.lookup import lookup_rows
 from harness.data.synthetic.mmlu import LETTERS, splits
-from harness.model.pretrain import encode_lookup_rows, lookup_loss
+from harness.model.pretrain import _add_lookup_gradient, encode_lookup_rows, lookup_loss
 from harness.model.tokenizer import train_tokenizer
 
 ITEM = re.compile(r"(?P<question>[^\n]+)\n((?:[A-D]\. [^\n]*\n){4})Answer: (?P<letter>[A-D])")
@@ -87,7 +87,7 @@ def test_marks_land_on_the_letter_option_and_letter_tokens(rows, tokenizer) -> N
             assert letter in LETTERS and line.startswith(f"{letter}. ")
 
 
-def test_lookup_loss_trains_both_supervised_heads(rows, tokenizer) -> None:
+def _small_llm(tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -102,6 +102,11 @@ def test_lookup_loss_trains_both_supervised_heads(rows, tokenizer) -> None:
     )
     llm = LlamaForCausalLM(config)
     llm.set_attn_implementation("eager")
+    return llm
+
+
+def test_lookup_loss_trains_both_supervised_heads(rows, tokenizer) -> None:
+    llm = _small_llm(tokenizer)
     data = encode_lookup_rows(tokenizer, rows)
     optimizer = torch.optim.AdamW(llm.parameters(), lr=3e-3)
     figures = []
@@ -116,3 +121,27 @@ def test_lookup_loss_trains_both_supervised_heads(rows, tokenizer) -> None:
     assert first["letter_attention"] < 0.1 and last["letter_attention"] > 0.5
     assert last["attention_mass"] > first["attention_mass"] + 0.1
     assert last["letter_loss"] < first["letter_loss"]
+
+
+def test_the_lookup_gradient_is_clipped_apart_from_the_texts(rows, tokenizer) -> None:
+    """The text's gradient keeps its own (clipped) size whatever the lookup's norm is."""
+    llm = _small_llm(tokenizer)
+    batch = encode_lookup_rows(tokenizer, rows).take(torch.arange(16))
+    text = torch.tensor([tokenizer(rows[20].text)["input_ids"][:64]])
+
+    def clipped(loss: torch.Tensor) -> list[torch.Tensor]:
+        llm.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0)
+        assert norm > 0
+        return [p.grad.clone() for p in llm.parameters()]
+
+    text_grads = clipped(llm(input_ids=text, labels=text).loss)
+    lookup_grads = clipped(lookup_loss(llm, batch, 1.0)[0])
+    llm.zero_grad(set_to_none=True)
+    llm(input_ids=text, labels=text).loss.backward()
+    torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0)
+    figures = _add_lookup_gradient(llm, batch, 1.0)
+    assert figures["lookup_grad_norm"] > 1.0  # large enough that a joint clip would shrink text
+    for p, t, k in zip(llm.parameters(), text_grads, lookup_grads, strict=True):
+        torch.testing.assert_close(p.grad, t + k)

@@ -158,7 +158,7 @@ def fresh_llm(size: SizeSpec, tokenizer: Any) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = size.tiny or {}
-    return LlamaForCausalLM(
+    model = LlamaForCausalLM(
         LlamaConfig(
             vocab_size=len(tokenizer),
             hidden_size=size.hidden_size,
@@ -170,11 +170,18 @@ def fresh_llm(size: SizeSpec, tokenizer: Any) -> Any:
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
             tie_word_embeddings=False,
-            # LLaMA's 0.02 suits width 4096; at width 96 it leaves attention logits near zero.
-            # The lookup rows need about 1/sqrt(width) to form (bench/RESULTS.md).
+            # LLaMA's 0.02 suits width 4096; at width 96 it leaves attention logits near zero,
+            # and the lookup rows need larger ones to form: `qk_init_std` raises only the
+            # queries' and keys' (a larger `init_std` for all weights slowed the text's
+            # learning: bench/RESULTS.md, "Lookup supervision").
             initializer_range=float(cfg.get("init_std", 0.02)),
         )
     )
+    if "qk_init_std" in cfg:  # only the attention logits' scale, the rest at LLaMA's init
+        for layer in model.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj):
+                torch.nn.init.normal_(proj.weight, std=float(cfg["qk_init_std"]))
+    return model
 
 
 def llm_dir(size: SizeSpec, seed: int, steps: int | None = None) -> Path:
