@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from harness.commands.data import register
-from harness.data.synthetic import VERSION, synthetic_root
+from harness.data.synthetic import VERSION, generator_digest, synthetic_root
 from harness.errors import UserError
 
 
@@ -56,7 +56,7 @@ def test_synthetic_root_writes_once_and_reuses(
 ) -> None:
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     root = synthetic_root(seed=1)
-    assert root == tmp_path / "synthetic" / f"v{VERSION}-1-small"
+    assert root == tmp_path / "synthetic" / f"v{VERSION}-1-small-{generator_digest()}"
     stamp = (root / "world.json").stat().st_mtime_ns
     assert synthetic_root(seed=1) == root
     assert (root / "world.json").stat().st_mtime_ns == stamp

@@ -135,6 +135,28 @@ def test_mmlu_answers_are_right(synth_world: Path) -> None:
         assert choices[answer] == str(expected)
 
 
+def test_instruction_data_practises_mmlu_layout_with_balanced_letters(synth_world: Path) -> None:
+    """Text-only items in MMLU's layout keep its letter format alive through instruction tuning;
+    a constant-letter reply scores exactly chance and no held-out item is practised."""
+    instruct = json.loads((synth_world / "stage2" / "llava_instruct.json").read_text())
+    items = [s["conversations"] for s in instruct if s["id"].startswith("mmlu_")]
+    held_out = {
+        render_item(item, with_answer=False)
+        for split in splits(0).values()
+        for items_of_split in split.values()
+        for item in items_of_split
+    }
+    letters = Counter(reply["value"] for _, reply in items)
+    assert len(items) == 240 and letters == {letter: 60 for letter in LETTERS}
+    for prompt, _ in items:
+        text = prompt["value"]
+        assert text.startswith("The following are multiple choice questions (with answers) about ")
+        last = text.split("\n\n")[-1]
+        assert last.endswith("\nAnswer:") and last not in held_out
+        solved = re.findall(r"\nAnswer: [A-D]\n", text)
+        assert len(solved) == text.count("Answer:") - 1 <= 2  # 0-2 solved items before it
+
+
 def test_no_vicuna_question_in_training(synth_world: Path) -> None:
     questions = {
         json.loads(line)["turns"][0]

@@ -36,7 +36,7 @@ def test_same_seed_gives_byte_identical_files(synth_world: Path, tmp_path: Path)
 def test_world_counts_are_pinned(synth_world: Path) -> None:
     manifest = json.loads((synth_world / "world.json").read_text())
     assert manifest["counts"] == {
-        "captions": 2400, "images": 2400, "instruct": 4348, "sharegpt": 1440,
+        "captions": 2400, "images": 2400, "instruct": 4588, "sharegpt": 1440,
         "llava-bench": 60, "mm-vet": 80, "mmbench": 132, "vicuna-80": 80, "mmlu": 200,
     }  # fmt: skip
 
@@ -60,9 +60,12 @@ def test_training_files_are_llava_and_sharegpt_json(synth_world: Path) -> None:
     _check_conversations(captions, images)
     assert all(c["conversations"][0]["value"] == "<image>" for c in captions)
     instruct = json.loads((synth_world / "stage2" / "llava_instruct.json").read_text())
-    _check_conversations(instruct, images)
+    with_image = [sample for sample in instruct if "image" in sample]
+    _check_conversations(with_image, images)
+    _check_conversations([sample for sample in instruct if "image" not in sample], None)
     kinds = Counter(sample["id"].split("_")[0] for sample in instruct)
-    assert kinds == {"conv": 1000, "detail": 600, "complex": 900, "mc": 1848}
+    assert kinds == {"conv": 1000, "detail": 600, "complex": 900, "mc": 1848, "mmlu": 240}
+    assert {sample["id"].split("_")[0] for sample in instruct if "image" not in sample} == {"mmlu"}
     _check_conversations(json.loads((synth_world / "stage2" / "sharegpt.json").read_text()), None)
     with Image.open(images / captions[0]["image"]) as image:
         assert image.format == "PNG" and image.size == (48, 48) and image.mode == "RGB"

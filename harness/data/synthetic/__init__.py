@@ -3,6 +3,7 @@ written in the official file formats so the same loaders read it as the real dat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ __all__ = [
     "LABEL_CLASSES",
     "SCALES",
     "VERSION",
+    "generator_digest",
     "pretrain_text",
     "synthetic_root",
     "tower_samples",
@@ -63,11 +65,20 @@ def write_world(out_dir: Path, seed: int = 0, scale: str = "small") -> Path:
     return out
 
 
+def generator_digest() -> str:
+    """Fingerprint of the generator's code: a world cached by an edited generator (a version
+    not bumped yet, or a checkout switched back and forth) is never reused."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def synthetic_root(seed: int = 0, scale: str = "small") -> Path:
     """The world for (seed, scale) in the cache, written once (atomically) and reused."""
     from harness.paths import cache_dir
 
-    target = cache_dir("synthetic") / f"v{VERSION}-{seed}-{scale}"
+    target = cache_dir("synthetic") / f"v{VERSION}-{seed}-{scale}-{generator_digest()}"
     if (target / "world.json").is_file():
         return target
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))

@@ -14,15 +14,16 @@ from harness.data.synthetic.choices import (
 from harness.data.synthetic.drills import drills, mmbench_text
 from harness.data.synthetic.files import write_json, write_png
 from harness.data.synthetic.language import QA_KINDS, caption
-from harness.data.synthetic.mmlu import LETTERS, practice
+from harness.data.synthetic.mmlu import LETTERS, header, practice, render_item
 from harness.data.synthetic.scenes import random_scene
 from harness.data.synthetic.talk import chat_pairs, vicuna_questions
 
 # How the MMBench-format practice replies: "option" (the right option's text) or "letter".
-# Measured: the tiny LLMs do not learn the option-to-letter lookup within the default run's
-# budget (400 steps x 32 answer-only lookup drills left the loss at ln 4), so letter replies
-# teach a constant letter, which CircularEval scores 0. MMBench's extraction ladder maps an
-# option's text to its letter (step 2), so option replies let the benchmark measure vision.
+# Measured before the foundations learned the lookup in pretraining: stage 2 alone does not
+# teach the option-to-letter lookup (400 steps x 32 answer-only lookup drills left the loss at
+# ln 4), so letter replies taught a constant letter, which CircularEval scores 0. MMBench's
+# extraction ladder maps an option's text to its letter (step 2), so option replies let the
+# benchmark measure vision.
 MC_REPLY = "option"
 
 TRAIN_SIZES = {
@@ -51,6 +52,22 @@ TRAIN_SIZES = {
 
 def _turn(human: str, gpt: str) -> list[dict[str, str]]:
     return [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}]
+
+
+def mmlu_practice(seed: int, count: int, stream: str) -> list[tuple[str, str]]:
+    """`count` (prompt, answer letter) text items in MMLU's layout: its description line, 0-2
+    solved items of the subject, then a practice item up to "Answer:". Letters balanced as
+    `practice` deals them; no item repeats a held-out one."""
+    rng = random.Random(f"{seed}-mmlu-layout-{stream}")
+    shots: dict[str, list] = {}
+    for subject, item in practice(seed, 2 * count, f"{stream}-shots"):
+        shots.setdefault(subject, []).append(item)
+    out = []
+    for subject, item in practice(seed, count, stream):
+        solved = rng.sample(shots[subject], rng.randint(0, 2))
+        prompt = header(subject) + "".join(render_item(s, True) + "\n\n" for s in solved)
+        out.append((prompt + render_item(item, with_answer=False), LETTERS[item[2]]))
+    return out
 
 
 def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
@@ -100,6 +117,11 @@ def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
                     "conversations": _turn(prompt, reply),
                 }
             )
+    # Text-only letter practice in MMLU's layout (LLaVA's instruction data has text-only samples
+    # too): instruction tuning on image conversations alone took the tiny LLMs' MMLU from 49.5
+    # (foundation) to 26.5-40 (bench/RESULTS.md, "Lookup supervision").
+    for index, (prompt, letter) in enumerate(mmlu_practice(seed, sizes["text_mc"], "instruct")):
+        instruct.append({"id": f"mmlu_{index:05d}", "conversations": _turn(prompt, letter)})
     rng.shuffle(instruct)
     write_json(root / "stage2" / "llava_instruct.json", instruct)
 
@@ -110,11 +132,12 @@ def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
         for _ in range(rng.randint(1, 3)):
             turns += _turn(*chat_pairs(rng, seed, held_out))
         chats.append({"id": f"chat_{index:05d}", "conversations": turns})
-    text_items = [item for _, item in practice(seed, sizes["text_mc"], "chat")]
-    text_items += drills(seed, sizes["drills"], "chat")
-    for index, item in enumerate(text_items):
-        turns = _turn(mmbench_text(item), LETTERS[item[2]])
-        chats.append({"id": f"choice_{index:05d}", "conversations": turns})
+    letters = [
+        (mmbench_text(item), LETTERS[item[2]]) for item in drills(seed, sizes["drills"], "chat")
+    ]
+    letters += mmlu_practice(seed, sizes["text_mc"], "chat")
+    for index, (prompt, letter) in enumerate(letters):
+        chats.append({"id": f"choice_{index:05d}", "conversations": _turn(prompt, letter)})
     rng.shuffle(chats)
     write_json(root / "stage2" / "sharegpt.json", chats)
     return {
