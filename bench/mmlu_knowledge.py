@@ -1,8 +1,9 @@
 """A tiny foundation LLM's MMLU: what it knows against what its answer letters show.
 
 Builds (or reuses from the cache) a tiny size's foundation LLM, optionally with the lookup
-recipe's knobs set (`--lookup-rows N --init S`: the registry's `tiny.lookup_rows` and
-`tiny.init_std`), and scores the synthetic MMLU test set (small scale, 200 questions) twice:
+recipe's knobs changed (`--lookup-rows N --init S --qk-init S`: the registry's
+`tiny.lookup_rows`, `tiny.init_std` and `tiny.qk_init_std`; `--lookup-rows 0` turns the rows
+off), and scores the synthetic MMLU test set (small scale, 200 questions) twice:
 
 - letters: MMLU's protocol (5-shot, argmax log-likelihood of " A".." D" after "Answer:",
   scored by the harness's own `score_logliks`);
@@ -13,7 +14,7 @@ Knowledge is what a perfect option-to-letter lookup would turn into letters; let
 with knowledge above it means the lookup is missing, letters equal to knowledge means recall is
 the limit. Chance is 25% for both.
 
-    .venv/bin/python bench/mmlu_knowledge.py [--size tiny-1m] [--lookup-rows 32] [--init 0.1]
+    .venv/bin/python bench/mmlu_knowledge.py [--size tiny-1m] [--lookup-rows 0] [--qk-init 0.15]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> int:
     parser.add_argument("--size", default="tiny-1m")
     parser.add_argument("--lookup-rows", type=int, help="lookup rows a pretraining step")
     parser.add_argument("--init", type=float, help="the LLM initializer's std")
+    parser.add_argument("--qk-init", type=float, help="the queries' and keys' init std")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -51,6 +53,8 @@ def main() -> int:
         tiny["lookup_rows"] = args.lookup_rows
     if args.init is not None:
         tiny["init_std"] = args.init
+    if args.qk_init is not None:
+        tiny["qk_init_std"] = args.qk_init
     size = size.model_copy(update={"tiny": tiny})
     started = time.perf_counter()
     folder = llm_dir(size, args.seed)
