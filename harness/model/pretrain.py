@@ -208,7 +208,7 @@ def _add_lookup_gradient(
     """Add lookup_loss's gradient, clipped on its own, to the text's (already clipped) one.
 
     Clipped together, the lookup's larger gradient (norm 4-9 against the text's 1) scaled the
-    text's down by as much and slowed its learning (text loss 0.70 against 0.62, measured)."""
+    text's down by as much and slowed its learning (tiny-1m's text loss 0.76 against 0.62)."""
     text_grads = [p.grad for p in llm.parameters()]
     for p in llm.parameters():
         p.grad = None

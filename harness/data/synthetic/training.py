@@ -119,7 +119,7 @@ def write_training(root: Path, seed: int, scale: str) -> dict[str, int]:
             )
     # Text-only letter practice in MMLU's layout (LLaVA's instruction data has text-only samples
     # too): instruction tuning on image conversations alone took the tiny LLMs' MMLU from 49.5
-    # (foundation) to 26.5-40 (bench/RESULTS.md, "Lookup supervision").
+    # (foundation) to 26.0-40.5 (bench/RESULTS.md, "tiny_study.py").
     for index, (prompt, letter) in enumerate(mmlu_practice(seed, sizes["text_mc"], "instruct")):
         instruct.append({"id": f"mmlu_{index:05d}", "conversations": _turn(prompt, letter)})
     rng.shuffle(instruct)
