@@ -163,7 +163,11 @@ def resolve_cell(
     backend = plugins.get("backend", method)
     try:
         model = ModelSpec(
-            size=size, tower=tower, resolution=res, projector=point.get("projector", exp.projector)
+            size=size,
+            tower=tower,
+            resolution=res,
+            projector=point.get("projector", exp.projector),
+            foundation_seed=exp.seed if size.tiny is not None or tower.tiny is not None else 0,
         )
     except ValidationError as exc:
         raise UserError(f"cell {cid}: {exc.errors()[0]['msg']}") from None
@@ -246,14 +250,23 @@ def _eval_spec(
 
 
 def _mix(name: str, seed: int) -> DataMixSpec:
-    """`llava` (instructions only) or `llava+sharegpt[:RATIO]` (language-only mixed in)."""
+    """`llava` (instructions only) or `llava+sharegpt[:RATIO]` (language-only mixed in), read
+    from the synthetic world of the experiment's seed (the benchmarks' and foundations' world)."""
     base, _, ratio = name.partition(":")
+    world = DataSource(seed=seed)
     if base == "llava":
-        return DataMixSpec(name=name, seed=seed)
+        return DataMixSpec(name=name, captions=world, instructions=world, seed=seed)
     if base == "llava+sharegpt":
         try:
             value = float(ratio) if ratio else 1.0
         except ValueError:
             raise UserError(f"bad mix ratio in {name!r}") from None
-        return DataMixSpec(name=name, language=DataSource(), language_ratio=value, seed=seed)
+        return DataMixSpec(
+            name=name,
+            captions=world,
+            instructions=world,
+            language=world,
+            language_ratio=value,
+            seed=seed,
+        )
     raise UserError(f"unknown data mix {name!r}; known: llava, llava+sharegpt[:RATIO]")

@@ -10,7 +10,14 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 
 class Spec(BaseModel):
@@ -71,6 +78,18 @@ class ModelSpec(Spec):
     tower: TowerSpec
     resolution: int = 224
     projector: Literal["linear", "mlp2x_gelu"] = "linear"
+    # Tiny sizes: the seed of the world whose foundation models (tokenizer, tower, LLM) to use,
+    # the experiment's, so that a seed-N world is read by models pretrained on its own text.
+    foundation_seed: int = 0
+
+    @model_serializer(mode="wrap")
+    def _omit_default_foundation_seed(self, handler: Any) -> dict[str, Any]:
+        """Seed 0 is left out of the dump, so specs (and step keys) made before the field
+        existed stay the same."""
+        data = handler(self)
+        if self.foundation_seed == 0:
+            data.pop("foundation_seed", None)
+        return data
 
     @model_validator(mode="after")
     def _resolution_known(self) -> ModelSpec:

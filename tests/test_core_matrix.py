@@ -161,3 +161,16 @@ def test_keys_follow_the_content_of_local_data_not_its_timestamps(tmp_path, monk
     assert edited["generate"] != first["generate"]  # downstream of stage 2
     (bench / "questions.jsonl").write_text('{"question_id": 2}\n')
     assert keys()["score"] != edited["score"]
+
+
+def test_tiny_cells_read_their_worlds_foundations_and_seed_zero_keeps_old_keys():
+    registry = load_registry()
+    exp = registry.experiment("default").model_copy(update={"seed": 2})
+    tiny, big = expand(exp, registry, get_plugins(), parse_matrix(["sizes=tiny-1m,33b"]))[::3]
+    assert (tiny.model.size.name, tiny.model.foundation_seed) == ("tiny-1m", 2)
+    assert tiny.mix.captions.seed == 2  # the world the foundation was pretrained on
+    assert (big.model.size.name, big.model.foundation_seed) == ("33b", 0)
+    (plain,) = _cells("sizes=tiny-1m", "methods=lora")
+    assert plain.model.foundation_seed == 0
+    assert "foundation_seed" not in plain.model.model_dump()  # spec hashes as before the field
+    assert "foundation_seed" in tiny.model.canonical()

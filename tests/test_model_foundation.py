@@ -119,3 +119,16 @@ def test_qk_init_std_scales_only_the_queries_and_keys() -> None:
             assert abs(getattr(after.self_attn, name).weight.std().item() - 0.15) < 0.02
         torch.testing.assert_close(before.self_attn.v_proj.weight, after.self_attn.v_proj.weight)
         torch.testing.assert_close(before.mlp.up_proj.weight, after.mlp.up_proj.weight)
+
+
+@pytest.mark.slow
+def test_a_specs_foundation_seed_picks_the_world_its_foundation_is_built_on(tmp_path, monkeypatch):
+    from harness.model.assemble import parts_for
+    from harness.model.foundation import read_manifest
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    spec = quick_spec()
+    first, second = parts_for(spec), parts_for(spec.model_copy(update={"foundation_seed": 1}))
+    assert [read_manifest(p.llm)["seed"] for p in (first, second)] == [0, 1]
+    assert [read_manifest(p.tower)["seed"] for p in (first, second)] == [0, 1]
+    assert first.tokenizer != second.tokenizer  # each trained on its own world's text

@@ -58,12 +58,13 @@ def default_dtype(spec: ModelSpec) -> torch.dtype:
     return torch.float32 if spec.size.tiny is not None else torch.bfloat16
 
 
-def parts_for(spec: ModelSpec, *, foundation_seed: int = 0) -> Parts:
-    """Checkpoint locations: the size's and tower's for real sizes; the cached foundation's else."""
+def parts_for(spec: ModelSpec) -> Parts:
+    """Checkpoint locations: the size's and tower's for real sizes; the cached foundation's else
+    (built on the world of spec.foundation_seed)."""
     if spec.size.tiny is not None or spec.tower.tiny is not None:
         from harness.model.foundation import ensure_foundation
 
-        return ensure_foundation(spec.size, spec.tower, spec.resolution, seed=foundation_seed)
+        return ensure_foundation(spec.size, spec.tower, spec.resolution, seed=spec.foundation_seed)
     if spec.size.placeholder or not spec.size.llm:
         raise UserError(
             f"size {spec.size.name!r} has no public LLM checkpoint: set `llm` in a registry file"
@@ -179,11 +180,10 @@ def build_llava(
     quantization: QuantSpec | None = None,
     projector_path: Path | None = None,
     dtype: torch.dtype | None = None,
-    foundation_seed: int = 0,
 ) -> LlavaBundle:
     """The LLaVA model of `spec`; with `projector_path`, stage 1's projector loaded into it."""
     dtype = dtype or default_dtype(spec)
-    parts = parts_for(spec, foundation_seed=foundation_seed)
+    parts = parts_for(spec)
     if quantization is None:
         model = assemble(spec, parts, dtype)
     else:
