@@ -59,7 +59,7 @@ def inputs_beyond_spec(cell: CellSpec, stage: str) -> dict[str, Any]:
         sources = {"instructions": mix.instructions}
         if mix.language is not None:
             sources["language"] = mix.language
-    tiny = cell.model.size.tiny is not None or cell.model.tower.tiny is not None
+    tiny = cell.model.is_tiny
     if tiny or any(src.kind == "synthetic" for src in sources.values()):
         out["synthetic"] = SYNTHETIC_VERSION  # tiny foundations are built from the world too
     if tiny:

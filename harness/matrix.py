@@ -167,10 +167,11 @@ def resolve_cell(
             tower=tower,
             resolution=res,
             projector=point.get("projector", exp.projector),
-            foundation_seed=exp.seed if size.tiny is not None or tower.tiny is not None else 0,
         )
     except ValidationError as exc:
         raise UserError(f"cell {cid}: {exc.errors()[0]['msg']}") from None
+    if model.is_tiny:  # its foundation models are pretrained on the experiment's world
+        model = model.model_copy(update={"foundation_seed": exp.seed})
 
     groups = (["tiny"] if size.tiny is not None else []) + [size.name]
     s1_method = exp.stage1.get("method", "projector")

@@ -101,6 +101,11 @@ class ModelSpec(Spec):
         return self
 
     @property
+    def is_tiny(self) -> bool:
+        """Built from the cached tiny foundation models rather than hub checkpoints."""
+        return self.size.tiny is not None or self.tower.tiny is not None
+
+    @property
     def image_tokens(self) -> int:
         return (self.resolution // self.tower.patch_size) ** 2
 

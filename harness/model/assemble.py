@@ -61,7 +61,7 @@ def default_dtype(spec: ModelSpec) -> torch.dtype:
 def parts_for(spec: ModelSpec) -> Parts:
     """Checkpoint locations: the size's and tower's for real sizes; the cached foundation's else
     (built on the world of spec.foundation_seed)."""
-    if spec.size.tiny is not None or spec.tower.tiny is not None:
+    if spec.is_tiny:
         from harness.model.foundation import ensure_foundation
 
         return ensure_foundation(spec.size, spec.tower, spec.resolution, seed=spec.foundation_seed)

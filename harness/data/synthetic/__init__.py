@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from harness.content_versions import SYNTHETIC_VERSION as VERSION
@@ -65,6 +66,7 @@ def write_world(out_dir: Path, seed: int = 0, scale: str = "small") -> Path:
     return out
 
 
+@lru_cache(maxsize=1)
 def generator_digest() -> str:
     """Fingerprint of the generator's code: a world cached by an edited generator (a version
     not bumped yet, or a checkout switched back and forth) is never reused."""
