@@ -8,6 +8,10 @@
 #  3. a short end-to-end `harness run` of bench/gpu_smoke.toml (worker pool, 4-bit load, costs).
 # Skips cleanly where there is no GPU. Logs and results go to $GPU_CHECK_OUT
 # (default bench/out/gpu_check); GPU_CHECK_PARTS="1" (or "2 3", ...) runs only those parts.
+# Part 3 needs tiny-1m's foundations (about 4 minutes to build on one core): where HARNESS_CACHE
+# is unset and bench/out/gpu_cache exists, that folder is the cache. Fill it on a CPU machine with
+#   HARNESS_CACHE=$PWD/bench/out/gpu_cache harness run --config bench/gpu_smoke.toml --out /tmp/s
+# and carry its foundation/ folder (3 MB) to the GPU machine.
 #   bench/gpu_check.sh [extra args for bench/gpu_check.py]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +38,10 @@ if ! "$PY" -c "import harness_plugins, pydantic, bitsandbytes" >/dev/null 2>&1; 
 fi
 "$PY" -c "import torch, transformers, peft, bitsandbytes as b; print('torch', torch.__version__, \
 'transformers', transformers.__version__, 'peft', peft.__version__, 'bitsandbytes', b.__version__)"
+
+if [ -z "${HARNESS_CACHE:-}" ] && [ -d bench/out/gpu_cache ]; then
+  export HARNESS_CACHE="$PWD/bench/out/gpu_cache"
+fi
 
 status=0
 PARTS=" ${GPU_CHECK_PARTS:-1 2 3} "
