@@ -47,6 +47,10 @@ def sha256_of(value: Any) -> str:
 # --- model ---------------------------------------------------------------------------------------
 
 
+# How a tiny tower's pretraining labels read its patch tokens (harness.model.pretrain.TOWER_HEADS)
+LABEL_POOLINGS = ("flat", "pooled")
+
+
 class TowerSpec(Spec):
     """A CLIP-style vision tower: a hub id / local path, or a tiny config built locally."""
 
@@ -57,6 +61,15 @@ class TowerSpec(Spec):
     patch_size: int = 14
     # tiny towers only: built from these, then pretrained on the synthetic world
     tiny: dict[str, Any] | None = None
+
+    @field_validator("tiny")
+    @classmethod
+    def _known_pooling(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        pooling = (v or {}).get("label_pooling", "flat")
+        if pooling not in LABEL_POOLINGS:
+            known = ", ".join(LABEL_POOLINGS)
+            raise ValueError(f"tiny.label_pooling must be one of {known}, got {pooling!r}")
+        return v
 
 
 class SizeSpec(Spec):

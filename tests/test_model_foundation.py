@@ -132,3 +132,37 @@ def test_a_specs_foundation_seed_picks_the_world_its_foundation_is_built_on(tmp_
     assert [read_manifest(p.llm)["seed"] for p in (first, second)] == [0, 1]
     assert [read_manifest(p.tower)["seed"] for p in (first, second)] == [0, 1]
     assert first.tokenizer != second.tokenizer  # each trained on its own world's text
+
+
+def test_pooled_heads_read_each_region_from_its_own_quadrant() -> None:
+    from harness.model.pretrain import PooledHeads
+
+    classes = {"kind": 3, "color_0": 2, "color_3": 2}
+    heads = PooledHeads(16, 4, classes)  # a 4 x 4 patch grid, quadrants of 2 x 2
+    assert heads.quadrant_0.tolist() == [0, 1, 4, 5]
+    assert heads.quadrant_3.tolist() == [10, 11, 14, 15]
+    tokens = torch.randn(2, 16, 4)
+    kind, color_0, color_3 = heads(tokens)
+    assert kind.shape == (2, 3) and color_0.shape == color_3.shape == (2, 2)
+    changed = tokens.clone()
+    changed[:, 15] = torch.randn(2, 4)  # a bottom-right token only
+    kind2, color_0b, color_3b = heads(changed)
+    torch.testing.assert_close(color_0b, color_0)  # the top-left quadrant does not see it
+    assert not torch.allclose(color_3b, color_3) and not torch.allclose(kind2, kind)
+    with pytest.raises(ValueError, match="even square grid"):
+        PooledHeads(9, 4, classes)
+
+
+def test_label_pooling_is_checked_and_keys_the_tower(tmp_path, monkeypatch) -> None:
+    from harness.model.foundation import read_manifest, tower_dir
+
+    tower = quick_spec().tower
+    with pytest.raises(ValueError, match="label_pooling must be one of flat, pooled"):
+        TowerSpec(**{**tower.model_dump(), "tiny": {**tower.tiny, "label_pooling": "mean"}})
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    pooled = tower.model_copy(update={"tiny": {**tower.tiny, "label_pooling": "pooled"}})
+    flat_dir, pooled_dir = tower_dir(tower, 32, 0), tower_dir(pooled, 32, 0)
+    assert flat_dir != pooled_dir
+    assert read_manifest(flat_dir)["label_pooling"] == "flat"
+    manifest = read_manifest(pooled_dir)
+    assert manifest["label_pooling"] == "pooled" and 0 <= manifest["train"]["acc_word"] <= 1

@@ -1,11 +1,13 @@
 """Short CPU pretraining loops for the tiny foundation models.
 
 The tower learns to name what each image region holds (colour, shape, count, word...) from its
-penultimate layer's patch tokens — the features LLaVA reads — through one linear head over all
-patch tokens, so that each token keeps its region's content. The LLM learns the world's text
-with next-token prediction on packed blocks, and beside it the letter-format lookup from rows
-whose two attention heads are supervised (lookup_loss). Both use AdamW with warm-up then linear
-decay to zero, fixed step counts and seeds: the same inputs give the same weights.
+penultimate layer's patch tokens — the features LLaVA reads — either through one linear head
+over all patch tokens ("flat") or through heads over pooled tokens ("pooled": a region's labels
+from its quadrant's mean, the rest from the mean of all), which puts the content in every token.
+The LLM learns the world's text with next-token prediction on packed blocks, and beside it the
+letter-format lookup from rows whose two attention heads are supervised (lookup_loss).
+Both use AdamW with warm-up then linear decay to zero, fixed step counts and seeds: the same
+inputs give the same weights.
 """
 
 from __future__ import annotations
@@ -58,6 +60,52 @@ class RegionHeads(nn.Module):
         return list(torch.split(logits, self.sizes, dim=-1))
 
 
+class PooledHeads(nn.Module):
+    """Linear classifiers over pooled patch tokens: a region's labels (`color_2`) read the mean
+    of that quadrant's tokens, every other label the mean of all tokens. Pooling makes each
+    token carry what it shows in a form that a uniform average (one attention head spread over
+    the image) can read, which is how a tiny LLM first reads image tokens."""
+
+    def __init__(self, patches: int, width: int, classes: dict[str, int]):
+        super().__init__()
+        side = math.isqrt(patches)
+        if side * side != patches or side % 2:
+            raise ValueError(f"{patches} patches do not form an even square grid")
+        self.norm = nn.LayerNorm(width)
+        self.names = list(classes)
+        self.heads = nn.ModuleList(nn.Linear(width, classes[name]) for name in self.names)
+        grid = torch.arange(patches).view(side, side)
+        half = side // 2
+        quadrants = [
+            grid[row * half : (row + 1) * half, col * half : (col + 1) * half].flatten()
+            for row in (0, 1)
+            for col in (0, 1)
+        ]
+        self.pools = [_region_of(name) for name in self.names]
+        for index, quadrant in enumerate(quadrants):
+            self.register_buffer(f"quadrant_{index}", quadrant, persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        tokens = self.norm(tokens)
+        whole = tokens.mean(1)
+        out = []
+        for head, region in zip(self.heads, self.pools, strict=True):
+            if region is None:
+                out.append(head(whole))
+            else:
+                out.append(head(tokens[:, getattr(self, f"quadrant_{region}")].mean(1)))
+        return out
+
+
+def _region_of(label: str) -> int | None:
+    """The quadrant a label describes (`shape_3` -> 3), or None for a whole-image label."""
+    stem, _, suffix = label.rpartition("_")
+    return int(suffix) if stem and suffix.isdigit() else None
+
+
+TOWER_HEADS = {"flat": RegionHeads, "pooled": PooledHeads}  # keys: specs.LABEL_POOLINGS
+
+
 def train_tower(
     tower: nn.Module,
     pixels: torch.Tensor,
@@ -67,14 +115,16 @@ def train_tower(
     batch_size: int = 64,
     lr: float = 2e-3,
     seed: int = 0,
+    heads: str = "flat",
 ) -> dict[str, float]:
-    """Train `tower` (a CLIPVisionModel) in place; returns the final losses and accuracies."""
+    """Train `tower` (a CLIPVisionModel) in place; returns the final losses and accuracies.
+    `heads` picks how the labels read the patch tokens (TOWER_HEADS)."""
     torch.manual_seed(seed)
     targets = {k: torch.tensor(v, dtype=torch.long) for k, v in labels.items()}
     classes = {k: int(v.max()) + 1 for k, v in targets.items()}
     patches = (pixels.shape[-1] // tower.config.patch_size) ** 2
-    heads = RegionHeads(patches, tower.config.hidden_size, classes)
-    params = list(tower.parameters()) + list(heads.parameters())
+    head = TOWER_HEADS[heads](patches, tower.config.hidden_size, classes)
+    params = list(tower.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     step_lr = _schedule(optimizer, steps, max(1, steps // 20))
     generator = torch.Generator().manual_seed(seed)
@@ -85,10 +135,10 @@ def train_tower(
     for step in range(steps):
         rows = torch.randint(0, pixels.shape[0], (batch_size,), generator=generator)
         hidden = tower(pixel_values=pixels[rows], output_hidden_states=True).hidden_states[-2]
-        outputs = heads(hidden[:, 1:])
+        outputs = head(hidden[:, 1:])
         loss = sum(
             nn.functional.cross_entropy(out, targets[k][rows])
-            for k, out in zip(heads.names, outputs, strict=True)
+            for k, out in zip(head.names, outputs, strict=True)
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -98,7 +148,7 @@ def train_tower(
         recent = (recent + [loss.item()])[-20:]
         if step >= steps - 20:  # accuracy over the last steps' batches
             seen += batch_size
-            for k, out in zip(heads.names, outputs, strict=True):
+            for k, out in zip(head.names, outputs, strict=True):
                 correct[k] += int((out.argmax(-1) == targets[k][rows]).sum())
     tower.eval()
     report = {"loss": sum(recent) / len(recent), "seconds": time.perf_counter() - start}
