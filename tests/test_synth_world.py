@@ -37,7 +37,7 @@ def test_world_counts_are_pinned(synth_world: Path) -> None:
     manifest = json.loads((synth_world / "world.json").read_text())
     assert manifest["counts"] == {
         "captions": 2400, "images": 2400, "instruct": 4588, "sharegpt": 1440,
-        "llava-bench": 60, "mm-vet": 80, "mmbench": 132, "vicuna-80": 80, "mmlu": 200,
+        "llava-bench": 60, "mm-vet": 218, "mmbench": 132, "vicuna-80": 80, "mmlu": 200,
     }  # fmt: skip
 
 
@@ -87,10 +87,11 @@ def test_llava_bench_layout(synth_world: Path) -> None:
 
 def test_mm_vet_layout(synth_world: Path) -> None:
     data = json.loads((synth_world / "mm-vet" / "mm-vet.json").read_text())
-    assert list(data) == [f"v1_{i}" for i in range(80)]
+    assert list(data) == [f"v1_{i}" for i in range(218)]  # the official set's 218 questions
+    assert len({row["imagename"] for row in data.values()}) == 200
     capabilities = Counter(c for row in data.values() for c in row["capability"])
     assert set(capabilities) == {"rec", "ocr", "know", "gen", "spat", "math"}
-    assert min(capabilities.values()) >= 13
+    assert min(capabilities.values()) >= 36
     assert any("<AND>" in row["answer"] for row in data.values())
     for row in data.values():
         assert set(row) == {"imagename", "capability", "question", "answer"}
