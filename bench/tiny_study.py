@@ -4,9 +4,12 @@ Trains the tiny sizes with each method on the synthetic world (building the cach
 foundation models first), evaluates every benchmark on the real images and on shuffled images
 (each question gets another item's image), and prints one table:
 
-    benchmark  cell  score  shuffled  chance
+    benchmark  cell  score  shuffled  chance  margin [95% interval]
 
-A model that learned from the images scores above both columns. Final line:
+A model that learned from the images scores above both columns. For the judged benchmarks
+(LLaVA-Bench, MM-Vet) "margin" is the score minus the shuffled score over the same questions,
+with the paired bootstrap interval that `harness compare` gives: an interval above zero is a
+margin that resampling which questions were asked does not erase. Final line:
 `STUDY tiny_study <best score / shuffled score on MMBench>` (not a RATIO line: run_all skips it).
 
     .venv/bin/python bench/tiny_study.py [--quick] [--out bench/out/tiny_study]
@@ -29,6 +32,11 @@ CHANCE = {
     "mm-vet": None,
     "vicuna-80": None,
 }
+
+
+# Judged benchmarks that ask about images: the shuffled control is their baseline, so their
+# margin gets an interval (Vicuna-80 is judged but text-only: its two columns agree).
+IMAGE_JUDGED = ("llava-bench", "mm-vet")
 
 
 def main() -> int:
@@ -54,17 +62,41 @@ def main() -> int:
         for bench, result in cell["benchmarks"].items():
             value = result["metrics"].get(result["primary"])
             rows.setdefault((bench, name), {})[axes.get("control", "none")] = value
-    print(f"\n{'benchmark':12} {'cell':16} {'score':>7} {'shuffled':>9} {'chance':>7}")
+    header = f"{'benchmark':12} {'cell':16} {'score':>7} {'shuffled':>9} {'chance':>7}"
+    print(f"\n{header}  margin [95% interval]")
     best_ratio = 0.0
     for (bench, name), values in sorted(rows.items()):
         score, shuffled = values.get("none"), values.get("shuffled-images")
         chance = CHANCE.get(bench)
-        print(f"{bench:12} {name:16} {_fmt(score):>7} {_fmt(shuffled):>9} {_fmt(chance):>7}")
+        paired = (
+            paired_interval(args.out, bench, name.replace(" ", "_"))
+            if bench in IMAGE_JUDGED
+            else None
+        )
+        margin = "-" if paired is None else "{:+.1f} [{:+.1f}, {:+.1f}]".format(*paired)
+        line = f"{bench:12} {name:16} {_fmt(score):>7} {_fmt(shuffled):>9} {_fmt(chance):>7}"
+        print(f"{line}  {margin}".rstrip())
         if bench == "mmbench" and score is not None and shuffled:
             best_ratio = max(best_ratio, score / shuffled)
     print(f"\nwall time {wall:.0f} s (exit code {code})")
     print(f"STUDY tiny_study {best_ratio:.2f}")
     return code
+
+
+def paired_interval(run: Path, bench: str, cell: str) -> tuple[float, float, float] | None:
+    """The score minus the shuffled score over the same questions, with its 95% paired
+    bootstrap interval (harness compare's), or None where the samples carry no item scores."""
+    from harness.report.compare import compare_benchmark
+    from harness.report.exports import load_results
+
+    cells = {c.id: c for c in load_results(run).cells}
+    real, shuffled = cells.get(f"{cell}_control-none"), cells.get(f"{cell}_control-shuffled-images")
+    if real is None or shuffled is None or bench not in real.benchmarks:
+        return None
+    row = compare_benchmark(run, run, shuffled, real, bench, seed=0, resamples=10_000)
+    if row.interval is None:
+        return None
+    return row.interval.estimate, row.interval.low, row.interval.high
 
 
 def _fmt(value: float | None) -> str:
