@@ -139,8 +139,8 @@ def test_pooled_heads_read_each_region_from_its_own_quadrant() -> None:
 
     classes = {"kind": 3, "color_0": 2, "color_3": 2}
     heads = PooledHeads(16, 4, classes)  # a 4 x 4 patch grid, quadrants of 2 x 2
-    assert heads.quadrant_0.tolist() == [0, 1, 4, 5]
-    assert heads.quadrant_3.tolist() == [10, 11, 14, 15]
+    assert heads.quadrants[0].tolist() == [0, 1, 4, 5]
+    assert heads.quadrants[3].tolist() == [10, 11, 14, 15]
     tokens = torch.randn(2, 16, 4)
     kind, color_0, color_3 = heads(tokens)
     assert kind.shape == (2, 3) and color_0.shape == color_3.shape == (2, 2)

@@ -95,16 +95,17 @@ def tower_dir(tower: TowerSpec, resolution: int, seed: int, steps: int | None = 
     """A tiny CLIP vision tower pretrained on the world's images at `resolution`."""
     steps = steps or int((tower.tiny or {}).get("pretrain_steps", TOWER_STEPS))
     pooling = str((tower.tiny or {}).get("label_pooling", "flat"))
-    fields = {
-        "tower": tower.model_dump(mode="json"),
-        "res": resolution,
-        "seed": seed,
-        "steps": steps,
-        "images": TOWER_IMAGES,
-        "world": world_images_key(resolution, seed),
-        "v": FOUNDATION_VERSION,
-    }
-    key = sha256_of(fields)[:16]
+    key = sha256_of(
+        {
+            "tower": tower.model_dump(mode="json"),
+            "res": resolution,
+            "seed": seed,
+            "steps": steps,
+            "images": TOWER_IMAGES,
+            "world": world_images_key(resolution, seed),
+            "v": FOUNDATION_VERSION,
+        }
+    )[:16]
 
     def build(tmp: Path) -> None:
         from transformers import CLIPVisionConfig, CLIPVisionModel
@@ -134,7 +135,9 @@ def tower_dir(tower: TowerSpec, resolution: int, seed: int, steps: int | None = 
         pixels = processor(images, return_tensors="pt")["pixel_values"]
         data_seconds = time.perf_counter() - start
         with one_thread():
-            report = train_tower(model, pixels, labels, steps=steps, seed=seed, heads=pooling)
+            report = train_tower(
+                model, pixels, labels, steps=steps, seed=seed, label_pooling=pooling
+            )
         model.save_pretrained(str(tmp))
         _manifest(
             tmp,

@@ -82,8 +82,7 @@ class PooledHeads(nn.Module):
             for col in (0, 1)
         ]
         self.pools = [_region_of(name) for name in self.names]
-        for index, quadrant in enumerate(quadrants):
-            self.register_buffer(f"quadrant_{index}", quadrant, persistent=False)
+        self.register_buffer("quadrants", torch.stack(quadrants), persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         tokens = self.norm(tokens)
@@ -93,7 +92,7 @@ class PooledHeads(nn.Module):
             if region is None:
                 out.append(head(whole))
             else:
-                out.append(head(tokens[:, getattr(self, f"quadrant_{region}")].mean(1)))
+                out.append(head(tokens[:, self.quadrants[region]].mean(1)))
         return out
 
 
@@ -115,15 +114,15 @@ def train_tower(
     batch_size: int = 64,
     lr: float = 2e-3,
     seed: int = 0,
-    heads: str = "flat",
+    label_pooling: str = "flat",
 ) -> dict[str, float]:
     """Train `tower` (a CLIPVisionModel) in place; returns the final losses and accuracies.
-    `heads` picks how the labels read the patch tokens (TOWER_HEADS)."""
+    `label_pooling` picks how the labels read the patch tokens (TOWER_HEADS)."""
     torch.manual_seed(seed)
     targets = {k: torch.tensor(v, dtype=torch.long) for k, v in labels.items()}
     classes = {k: int(v.max()) + 1 for k, v in targets.items()}
     patches = (pixels.shape[-1] // tower.config.patch_size) ** 2
-    head = TOWER_HEADS[heads](patches, tower.config.hidden_size, classes)
+    head = TOWER_HEADS[label_pooling](patches, tower.config.hidden_size, classes)
     params = list(tower.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     step_lr = _schedule(optimizer, steps, max(1, steps // 20))
