@@ -3,5 +3,5 @@ tiny foundation models built from them. Step keys include them, so a run folder 
 change never reuses a step trained or evaluated on the old content. Bump the one whose output
 changes. No imports: the planner reads these without loading torch or the generators."""
 
-SYNTHETIC_VERSION = 7  # the files `harness data synth` writes
-FOUNDATION_VERSION = "4"  # the tiny tokenizer, tower and LLM recipes
+SYNTHETIC_VERSION = 8  # the files `harness data synth` writes
+FOUNDATION_VERSION = "5"  # the tiny tokenizer, tower and LLM recipes

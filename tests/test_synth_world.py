@@ -143,6 +143,7 @@ def test_mmlu_reads_with_datasets(synth_world: Path) -> None:
         assert len(data["dev"]) == 5
         for row in data["test"]:
             assert row["subject"] == subject and len(set(row["choices"])) == 4
+            assert all(choice.strip() for choice in row["choices"]), row["question"]
         total += len(data["test"])
     assert total == 200
     card = datasets.load_dataset(str(root), "geography")  # the dataset card's configs

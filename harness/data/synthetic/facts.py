@@ -158,7 +158,7 @@ def _geography(seed: int) -> list[Fact]:
 
 def _animals() -> list[Fact]:
     legs = tuple(sorted({str(v[0]) for v in ANIMALS.values()}))
-    sounds = tuple(sorted({v[1] for v in ANIMALS.values()}))
+    sounds = tuple(sorted({v[1] for v in ANIMALS.values() if v[1]}))  # the spider makes none
     young = tuple(sorted({v[2] for v in ANIMALS.values()}))
     out = []
     for animal, (n, sound, baby) in ANIMALS.items():
