@@ -18,10 +18,10 @@ margin that resampling which questions were asked does not erase. Final line:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # Chance for each benchmark's headline metric (percent); None where no chance level exists
 # (judged open answers: the shuffled-image control is the baseline there).
@@ -54,14 +54,15 @@ def main() -> int:
     started = time.perf_counter()
     code = run_command(Options(matrix=matrix, out=args.out))
     wall = time.perf_counter() - started
-    results = json.loads((args.out / "results.json").read_text())
-    rows: dict[tuple[str, str], dict[str, float]] = {}
-    for cell in results["cells"]:
-        axes = cell["axes"]
-        name = f"{axes['size']} {axes['method']}"
-        for bench, result in cell["benchmarks"].items():
-            value = result["metrics"].get(result["primary"])
-            rows.setdefault((bench, name), {})[axes.get("control", "none")] = value
+    from harness.report.exports import load_results
+
+    cells = {cell.id: cell for cell in load_results(args.out).cells}
+    rows: dict[tuple[str, str], dict[str, float | None]] = {}
+    for cell in cells.values():
+        name = f"{cell.axes['size']} {cell.axes['method']}"
+        for bench, result in cell.benchmarks.items():
+            value = result.metrics.get(result.primary)
+            rows.setdefault((bench, name), {})[cell.axes.get("control", "none")] = value
     header = f"{'benchmark':12} {'cell':16} {'score':>7} {'shuffled':>9} {'chance':>7}"
     print(f"\n{header}  margin [95% interval]")
     best_ratio = 0.0
@@ -69,7 +70,7 @@ def main() -> int:
         score, shuffled = values.get("none"), values.get("shuffled-images")
         chance = CHANCE.get(bench)
         paired = (
-            paired_interval(args.out, bench, name.replace(" ", "_"))
+            paired_interval(args.out, cells, bench, name.replace(" ", "_"))
             if bench in IMAGE_JUDGED
             else None
         )
@@ -83,13 +84,13 @@ def main() -> int:
     return code
 
 
-def paired_interval(run: Path, bench: str, cell: str) -> tuple[float, float, float] | None:
+def paired_interval(
+    run: Path, cells: dict[str, Any], bench: str, cell: str
+) -> tuple[float, float, float] | None:
     """The score minus the shuffled score over the same questions, with its 95% paired
     bootstrap interval (harness compare's), or None where the samples carry no item scores."""
     from harness.report.compare import compare_benchmark
-    from harness.report.exports import load_results
 
-    cells = {c.id: c for c in load_results(run).cells}
     real, shuffled = cells.get(f"{cell}_control-none"), cells.get(f"{cell}_control-shuffled-images")
     if real is None or shuffled is None or bench not in real.benchmarks:
         return None

@@ -166,3 +166,10 @@ def test_label_pooling_is_checked_and_keys_the_tower(tmp_path, monkeypatch) -> N
     assert read_manifest(flat_dir)["label_pooling"] == "flat"
     manifest = read_manifest(pooled_dir)
     assert manifest["label_pooling"] == "pooled" and 0 <= manifest["train"]["acc_word"] <= 1
+
+
+def test_the_registry_check_knows_every_tower_head() -> None:
+    from harness.model.pretrain import TOWER_HEADS
+    from harness.specs import LABEL_POOLINGS
+
+    assert set(LABEL_POOLINGS) == set(TOWER_HEADS)
