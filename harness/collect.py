@@ -16,6 +16,7 @@ from harness import __version__
 from harness.cost import usd
 from harness.jobs import log_path
 from harness.plan import Plan
+from harness.report.samples import item_scores_path, samples_path
 from harness.results import BenchmarkResult, CellResult, CostRecord, RunResults, TrainRecord
 from harness.runner import RunSummary
 
@@ -90,9 +91,11 @@ def collect(plan: Plan, summary: RunSummary | None = None) -> RunResults:
                 bench = BenchmarkResult.model_validate_json((folder / "result.json").read_text())
                 result.benchmarks[bench.benchmark] = bench
                 _copy_samples(
-                    folder / "samples.jsonl",
-                    plan.run_dir / "samples" / cid / f"{bench.benchmark}.jsonl",
+                    folder / "samples.jsonl", samples_path(plan.run_dir, cid, bench.benchmark)
                 )
+                items = item_scores_path(plan.run_dir, cid, bench.benchmark)
+                items.unlink(missing_ok=True)  # a copy from an earlier score of this cell
+                _copy_samples(folder / "items.jsonl", items)
         gpu_hours = cost.stage1_gpu_hours + cost.stage2_gpu_hours + cost.eval_gpu_hours
         cost.gpu_usd = usd(gpu_hours, cell.hardware)
         cost.total_usd = cost.gpu_usd + cost.judge_usd

@@ -14,9 +14,11 @@ from typing import Any
 from harness import __version__
 from harness.content_versions import FOUNDATION_VERSION, SYNTHETIC_VERSION
 from harness.plugins import Plugins
+from harness.protocols import ItemScoring
 from harness.specs import CellSpec, DataSource, sha256_of
 
 KINDS = ("stage1", "stage2", "generate", "judge", "score")
+SCORE_FILES = 2  # what a score step of an ItemScoring benchmark writes; 2 = with items.jsonl
 
 
 @dataclass
@@ -216,13 +218,14 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
                         )
                     )
             sc_spec = {"eval": ev.model_dump(mode="json"), "benchmark": bench}
-            sc_key = sha256_of(
-                {
-                    "spec": sc_spec,
-                    "deps": [g_key, *(j.key for j in judge_steps)],
-                    "version": b_version,
-                }
-            )
+            sc_body: dict[str, Any] = {
+                "spec": sc_spec,
+                "deps": [g_key, *(j.key for j in judge_steps)],
+                "version": b_version,
+            }
+            if isinstance(plugins.get("benchmark", bench), ItemScoring):
+                sc_body["files"] = SCORE_FILES  # a step scored before items.jsonl existed reruns
+            sc_key = sha256_of(sc_body)
             add(
                 Step(
                     id=f"score/{cell.id}/{bench}",

@@ -172,6 +172,29 @@ class Benchmark(Protocol):
 
 
 @runtime_checkable
+class ItemScoring(Protocol):
+    """Optional for a benchmark: per-question scores where a question is not one request.
+
+    MMBench asks each question once per rotation and MMLU scores log-likelihoods, so their
+    samples carry no score a paired comparison could use. A benchmark that has this method gets
+    an items.jsonl beside its samples, and `harness compare` pairs those scores.
+    """
+
+    def item_scores(
+        self,
+        items: Sequence[Item],
+        outputs: dict[str, ModelOutput],
+        judgments: list[dict[str, Any]],
+        ctx: EvalContext,
+    ) -> dict[str, list[float | None]]:
+        """item id -> one score per judging run (one entry when unjudged); None = left out.
+
+        With one judging run, the mean of the scores that are not None must be the headline
+        metric, so that a paired interval speaks about the number in the table."""
+        ...
+
+
+@runtime_checkable
 class Judge(Protocol):
     """Grades judge requests; never raises for one bad item (returns ok=False instead)."""
 

@@ -17,7 +17,7 @@ from harness.dag import Step
 from harness.errors import UserError
 from harness.plan import Plan
 from harness.plugins import Plugins
-from harness.protocols import EvalContext, ModelOutput
+from harness.protocols import EvalContext, ItemScoring, ModelOutput
 from harness.results import BenchmarkResult, TrainRecord
 from harness.specs import CellSpec, EvalSpec, sha256_of
 
@@ -210,6 +210,8 @@ def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
                 result.failures[f"judge:{reason}"] += count
     (work / "result.json").write_text(result.model_dump_json(indent=2) + "\n")
     _write_samples(work / "samples.jsonl", outputs, runs, hashes)
+    if isinstance(bench, ItemScoring):
+        _write_item_scores(work / "items.jsonl", bench.item_scores(items, outputs, judgments, ctx))
     log(f"{bench.name}: {result.primary} = {result.metrics.get(result.primary)}")
     return {"primary": result.primary, "value": result.metrics.get(result.primary)}
 
@@ -249,6 +251,15 @@ def _write_samples(
                 "score": [_item_score(p) for p in judged],
             }
             fh.write(json.dumps(line, sort_keys=True, default=str) + "\n")
+
+
+def _write_item_scores(path: Path, scores: dict[str, list[float | None]]) -> None:
+    """One line per question: {"id", "score": [per judging run]}; nothing when there are none."""
+    if not scores:
+        return
+    with open(path, "w") as fh:
+        for item_id, per_run in scores.items():
+            fh.write(json.dumps({"id": item_id, "score": per_run}, sort_keys=True) + "\n")
 
 
 RUNNERS: dict[str, Callable[[Plan, Step, Plugins, Path, Log], dict[str, Any]]] = {

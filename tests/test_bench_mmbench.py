@@ -96,6 +96,24 @@ def test_circular_eval_with_one_failed_rotation(tmp_path):
     assert result.metrics["overall"] == pytest.approx(200 / 3)
 
 
+def test_item_scores_are_the_circular_results_behind_overall(tmp_path):
+    bench, ctx, items = load(tmp_path)
+    outputs = texts(
+        {
+            "0@0": "A", "0@1": "D", "0@2": "C", "0@3": "B",  # right in every rotation
+            "1@0": "B", "1@1": "B",  # second rotation wrong
+            "2@0": "C", "2@1": "I cannot tell", "2@2": "A",  # 2@1 left to the judge
+        }
+    )  # fmt: skip
+    runs = [{"2@1": "Z"}, {"2@1": "B"}]  # run 0: unmatched; run 1: matched, right
+    scores = bench.item_scores(items, outputs, runs, ctx)
+    assert scores == {"0": [1.0, 1.0], "1": [0.0, 0.0], "2": [None, 1.0]}
+    for run, judged in enumerate(runs):  # each run's mean is that run's headline metric
+        kept = [s[run] for s in scores.values() if s[run] is not None]
+        overall = bench.score(items, outputs, [judged], ctx).metrics["overall"]
+        assert 100 * sum(kept) / len(kept) == pytest.approx(overall)
+
+
 def test_two_option_row_with_answer_c_names_the_item(tmp_path):
     bad = [{"index": "7", "question": "?", "A": "yes", "B": "no", "answer": "C",
             "category": "x", "l2-category": "coarse_perception"}]  # fmt: skip
@@ -127,3 +145,4 @@ def test_test_split_writes_submission_instead_of_score(tmp_path):
     assert [r["index"] for r in rows] == ["0", "1000000", "2000000", "3000000", "1", "1000001"]
     assert [r["prediction"] for r in rows] == ["A", "B", "C", "", "A", "B"]
     assert rows[1]["A"] == "green"
+    assert bench.item_scores(items, outputs, [{}], ctx) == {}  # no answers, nothing to pair

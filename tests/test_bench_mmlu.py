@@ -52,6 +52,8 @@ def test_micro_vs_macro(tmp_path):
     assert result.metrics["macro"] == pytest.approx((75.0 + 0.0) / 2)
     assert result.metrics["subject/anatomy"] == 75.0 and result.metrics["subject/astronomy"] == 0.0
     assert result.n_failed == 1 and result.failures == {"no_output": 1}
+    scores = bench.item_scores(items, outputs, [], ctx)
+    assert [scores[i.id] for i in items] == [[1.0], [1.0], [1.0], [0.0], [0.0], [None]]
 
 
 def test_hub_source_reads_a_local_dataset_in_hub_layout(tmp_path):

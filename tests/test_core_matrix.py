@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness import dag
 from harness.dag import build_dag
 from harness.matrix import expand, parse_matrix
 from harness.plugins import get_plugins
@@ -174,3 +175,16 @@ def test_tiny_cells_read_their_worlds_foundations_and_seed_zero_keeps_old_keys()
     assert plain.model.foundation_seed == 0
     assert "foundation_seed" not in plain.model.model_dump()  # spec hashes as before the field
     assert "foundation_seed" in tiny.model.canonical()
+
+
+def test_only_score_steps_of_item_scoring_benchmarks_follow_what_score_writes(monkeypatch):
+    """Adding items.jsonl to what a score step writes reruns those score steps, nothing else."""
+    (cell,) = _cells("sizes=tiny-1m", "methods=lora")
+
+    def keys():
+        return {s.id: s.key for s in build_dag([cell], get_plugins())}
+
+    before = keys()
+    monkeypatch.setattr(dag, "SCORE_FILES", dag.SCORE_FILES + 1)
+    changed = {sid for sid, key in keys().items() if before[sid] != key}
+    assert changed == {f"score/{cell.id}/mmbench", f"score/{cell.id}/mmlu"}

@@ -33,3 +33,11 @@ def test_eval_plain_llm_on_synthetic_mmlu(tmp_path, monkeypatch):
     sample = json.loads(lines[0])
     assert len(lines) == 200 and len(sample["logliks"]) == 4
     assert sample["n_tokens"] > 0 and sample["seconds"] > 0
+    # per-question scores beside the samples: their mean is micro, and compare pairs them
+    items = (out / "samples" / cell["id"] / "mmlu.items.jsonl").read_text().splitlines()
+    scores = [json.loads(line)["score"][0] for line in items]
+    assert len(scores) == 200 and set(scores) <= {0.0, 1.0}
+    assert 100 * sum(scores) / 200 == pytest.approx(mmlu["metrics"]["micro"])
+    compared = CliRunner().invoke(app, ["compare", str(out), str(out), "--json"])
+    (row,) = json.loads(compared.output)["rows"]
+    assert row["bootstrap"]["n"] == 200 and row["bootstrap"]["estimate"] == 0.0

@@ -14,7 +14,7 @@ from harness.errors import UserError
 from harness.report.bootstrap import Interval, paired_mean, paired_ratio
 from harness.report.entries import judge_text, protocol_text
 from harness.report.exports import load_results
-from harness.report.samples import read_item_scores, samples_path
+from harness.report.samples import read_cell_scores
 from harness.results import BenchmarkResult, CellResult
 
 JUDGE_KEYS = ("name", "snapshot", "prompt_sha256", "temperature")
@@ -109,8 +109,8 @@ def compare_benchmark(
         None,
         mismatch=mismatches(res_a, res_b),
     )
-    items_a = read_item_scores(samples_path(run_a, a.id, name))
-    items_b = read_item_scores(samples_path(run_b, b.id, name))
+    items_a = read_cell_scores(run_a, a.id, name)
+    items_b = read_cell_scores(run_b, b.id, name)
     if items_a is None or items_b is None:
         return row
     paired = [

@@ -1,4 +1,6 @@
-"""Per-item scores from RUN_DIR/samples/<cell id>/<benchmark>.jsonl, for paired comparisons.
+"""Per-item scores from RUN_DIR/samples/<cell id>/<benchmark>.jsonl, for paired comparisons,
+or from <benchmark>.items.jsonl where the benchmark scores questions, not requests (MMBench's
+rotations, MMLU's log-likelihoods): same line format, one line per question.
 
 Each line holds at least "id" and "score": a number, a list of numbers (one per judging run,
 averaged here), or null when the item failed (failed items are left out, never scored 0 here).
@@ -54,6 +56,20 @@ def _pair_references(parsed: Any) -> list[float] | None:
 
 def samples_path(run_dir: Path, cell_id: str, benchmark: str) -> Path:
     return Path(run_dir) / "samples" / cell_id / f"{benchmark}.jsonl"
+
+
+def item_scores_path(run_dir: Path, cell_id: str, benchmark: str) -> Path:
+    """Per-question scores of benchmarks whose questions are not one request each."""
+    return Path(run_dir) / "samples" / cell_id / f"{benchmark}.items.jsonl"
+
+
+def read_cell_scores(run_dir: Path, cell_id: str, benchmark: str) -> dict[str, ItemScore] | None:
+    """The scores a paired comparison uses: per question where the benchmark wrote them,
+    else per sample line; None when the run kept neither."""
+    items = item_scores_path(run_dir, cell_id, benchmark)
+    if items.is_file():
+        return read_item_scores(items)
+    return read_item_scores(samples_path(run_dir, cell_id, benchmark))
 
 
 def read_item_scores(path: Path) -> dict[str, ItemScore] | None:

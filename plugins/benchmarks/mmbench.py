@@ -179,6 +179,42 @@ class MMBench:
             letters.append(letter if letter in options else None)
         return letters
 
+    def outcome(
+        self, item: Item, outputs: dict[str, ModelOutput], run_judgments: dict[str, Any]
+    ) -> tuple[int | None, str, int]:
+        """(1 or 0, "", unmatched rotations), or (None, why, unmatched) for an excluded question.
+
+        One wrong rotation makes the question wrong; an unmatched rotation with no wrong one
+        leaves it out (never guessed)."""
+        predicted = self.predictions(item, outputs, run_judgments)
+        truth = [rotation(item, k)[1] for k in range(len(predicted))]
+        unmatched = sum(p is None for p in predicted)
+        if any(p is not None and p != t for p, t in zip(predicted, truth, strict=True)):
+            return 0, "", unmatched
+        if unmatched:
+            ids = [request_id(item, k) for k in range(len(predicted))]
+            no_output = any(outputs.get(i) is None for i in ids)
+            return None, "no_output" if no_output else "unmatched", unmatched
+        return 1, "", unmatched
+
+    def item_scores(
+        self,
+        items: Sequence[Item],
+        outputs: dict[str, ModelOutput],
+        judgments: list[dict[str, Any]],
+        ctx: EvalContext,
+    ) -> dict[str, list[float | None]]:
+        """Each question's CircularEval result per judging run (None = excluded); the test
+        split has no answers, so no scores."""
+        if any(item.data.get("answer") is None for item in items):
+            return {}
+        scores: dict[str, list[float | None]] = {}
+        for item in items:
+            for run_judgments in judgments or [{}]:
+                correct = self.outcome(item, outputs, run_judgments)[0]
+                scores.setdefault(item.id, []).append(None if correct is None else float(correct))
+        return scores
+
     def score(
         self,
         items: Sequence[Item],
@@ -197,20 +233,12 @@ class MMBench:
         for run_judgments in judgments or [{}]:
             groups: dict[str, list[int]] = {}
             for item in items:
-                predicted = self.predictions(item, outputs, run_judgments)
-                truth = [rotation(item, k)[1] for k in range(len(predicted))]
-                unmatched_passes += sum(p is None for p in predicted)
-                if any(p is not None and p != t for p, t in zip(predicted, truth, strict=True)):
-                    correct = 0
-                elif any(p is None for p in predicted):
-                    ids = [request_id(item, k) for k in range(len(predicted))]
-                    no_output = any(outputs.get(i) is None for i in ids)
-                    reason = "no_output" if no_output else "unmatched"
+                correct, reason, unmatched = self.outcome(item, outputs, run_judgments)
+                unmatched_passes += unmatched
+                if correct is None:
                     failures[reason] = failures.get(reason, 0) + 1
                     excluded.add(item.id)
                     continue
-                else:
-                    correct = 1
                 for group in ("overall", item.data["l2"], "leaf/" + item.data["category"]):
                     groups.setdefault(group, []).append(correct)
             per_run.append({g: sum(v) / len(v) * 100 for g, v in groups.items()})

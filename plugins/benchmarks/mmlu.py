@@ -148,6 +148,20 @@ class MMLU:
     def retry_request(self, request: JudgeRequest, attempt: int) -> JudgeRequest | None:
         return None
 
+    def item_scores(
+        self,
+        items: Sequence[Item],
+        outputs: dict[str, ModelOutput],
+        judgments: list[dict[str, Any]],
+        ctx: EvalContext,
+    ) -> dict[str, list[float | None]]:
+        """1.0 or 0.0 per question (None without log-likelihoods): their mean is `micro`."""
+        scores: dict[str, list[float | None]] = {}
+        for item in items:
+            correct = correctness(item, outputs)
+            scores[item.id] = [None if correct is None else float(correct)]
+        return scores
+
     def score(
         self,
         items: Sequence[Item],
@@ -160,13 +174,10 @@ class MMLU:
         by_subject: dict[str, list[int]] = {}
         failed = 0
         for item in items:
-            output = outputs.get(item.id)
-            logliks = output.logliks if output else None
-            if not logliks or len(logliks) != 4 or any(math.isnan(v) for v in logliks):
+            correct = correctness(item, outputs)
+            if correct is None:
                 failed += 1
                 continue
-            predicted = max(range(4), key=lambda i: logliks[i])
-            correct = int(predicted == item.data["answer"])
             by_subject.setdefault(item.data["subject"], []).append(correct)
         everything = [c for v in by_subject.values() for c in v]
         metrics: dict[str, float] = {}
@@ -187,6 +198,17 @@ class MMLU:
             protocol=self.protocol(ctx),
             judge=None,
         )
+
+
+def correctness(item: Item, outputs: dict[str, ModelOutput]) -> int | None:
+    """1 when the answer's letter has the highest log-likelihood, 0 when not, None when the
+    output is missing or broken."""
+    output = outputs.get(item.id)
+    logliks = output.logliks if output else None
+    if not logliks or len(logliks) != 4 or any(math.isnan(v) for v in logliks):
+        return None
+    predicted = max(range(4), key=lambda i: logliks[i])
+    return int(predicted == item.data["answer"])
 
 
 def doc_to_text_template() -> str:
