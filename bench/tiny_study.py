@@ -6,10 +6,11 @@ foundation models first), evaluates every benchmark on the real images and on sh
 
     benchmark  cell  score  shuffled  chance  margin [95% interval]
 
-A model that learned from the images scores above both columns. For the judged benchmarks
-(LLaVA-Bench, MM-Vet) "margin" is the score minus the shuffled score over the same questions,
-with the paired bootstrap interval that `harness compare` gives: an interval above zero is a
-margin that resampling which questions were asked does not erase. Final line:
+A model that learned from the images scores above both columns. For the image benchmarks
+(LLaVA-Bench, MM-Vet, MMBench) "margin" is the score minus the shuffled score over the same
+questions, with the paired bootstrap interval that `harness compare` gives: an interval above
+zero is a margin that resampling which questions were asked does not erase. MMLU asks no image,
+so its margin is over chance (25), with the bootstrap interval of its mean. Final line:
 `STUDY tiny_study <best score / shuffled score on MMBench>` (not a RATIO line: run_all skips it).
 
     .venv/bin/python bench/tiny_study.py [--quick] [--out bench/out/tiny_study]
@@ -34,9 +35,9 @@ CHANCE = {
 }
 
 
-# Judged benchmarks that ask about images: the shuffled control is their baseline, so their
-# margin gets an interval (Vicuna-80 is judged but text-only: its two columns agree).
-IMAGE_JUDGED = ("llava-bench", "mm-vet")
+# Benchmarks that ask about images: the shuffled control is their baseline, so their margin is
+# over it (Vicuna-80 and MMLU are text-only: their two columns agree).
+IMAGE_BENCHMARKS = ("llava-bench", "mm-vet", "mmbench")
 
 
 def main() -> int:
@@ -69,11 +70,12 @@ def main() -> int:
     for (bench, name), values in sorted(rows.items()):
         score, shuffled = values.get("none"), values.get("shuffled-images")
         chance = CHANCE.get(bench)
-        paired = (
-            paired_interval(args.out, cells, bench, name.replace(" ", "_"))
-            if bench in IMAGE_JUDGED
-            else None
-        )
+        cell = name.replace(" ", "_")
+        paired = None
+        if bench in IMAGE_BENCHMARKS:
+            paired = paired_interval(args.out, cells, bench, cell)
+        elif bench == "mmlu":
+            paired = chance_interval(args.out, cell, bench, CHANCE[bench])
         margin = "-" if paired is None else "{:+.1f} [{:+.1f}, {:+.1f}]".format(*paired)
         line = f"{bench:12} {name:16} {_fmt(score):>7} {_fmt(shuffled):>9} {_fmt(chance):>7}"
         print(f"{line}  {margin}".rstrip())
@@ -98,6 +100,21 @@ def paired_interval(
     if row.interval is None:
         return None
     return row.interval.estimate, row.interval.low, row.interval.high
+
+
+def chance_interval(
+    run: Path, cell: str, bench: str, chance: float
+) -> tuple[float, float, float] | None:
+    """The score minus chance, with the 95% bootstrap interval of the per-question mean."""
+    from harness.report.bootstrap import paired_mean
+    from harness.report.samples import read_cell_scores
+
+    items = read_cell_scores(run, f"{cell}_control-none", bench)
+    scores = [i.score for i in (items or {}).values() if i.score is not None]
+    if not scores:
+        return None
+    interval = paired_mean([chance / 100] * len(scores), scores, seed=0, scale=100.0)
+    return interval.estimate, interval.low, interval.high
 
 
 def _fmt(value: float | None) -> str:
