@@ -67,7 +67,11 @@ def load_requests(run_dir: Path) -> dict[tuple[str, str, int], list[Any]]:
     from harness.errors import UserError
     from harness.protocols import JudgeRequest
 
-    files = sorted((run_dir / "samples").glob("*/*.jsonl"))
+    files = sorted(
+        path
+        for path in (run_dir / "samples").glob("*/*.jsonl")
+        if not path.name.endswith(".items.jsonl")  # per-question scores: no judge requests
+    )
     if not files:
         raise UserError(f"{run_dir}: no samples/<cell>/<benchmark>.jsonl files to re-judge")
     groups: dict[tuple[str, str, int], list[JudgeRequest]] = defaultdict(list)
