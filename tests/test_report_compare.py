@@ -11,7 +11,8 @@ from _report_fixtures import benchmark, run_cli, write_run
 
 from harness.errors import UserError
 from harness.report.bootstrap import paired_mean, paired_ratio
-from harness.report.compare import FORCED_LABEL, compare_runs
+from harness.report.compare import FORCED_LABEL, compare_runs, item_interval
+from harness.report.samples import ItemScore, mean_over_runs
 from harness.results import CellResult
 
 
@@ -139,3 +140,17 @@ def test_pairwise_samples_use_the_ratio_statistic(tmp_path):
     interval = compare_runs(run_a, run_b).rows[0].interval
     assert interval.statistic == "ratio"
     assert interval.estimate == pytest.approx(100 * (65 / 80 - 60 / 80))  # +6.25 points
+
+
+def test_scores_averaged_over_seeds_pair_per_question():
+    """Two seeds of each side: a question's score is its mean over the seeds, a question
+    failed in one seed is left out, and references (LLaVA-Bench) are averaged too."""
+    seed0 = {"q0": ItemScore(1.0), "q1": ItemScore(0.0), "q2": ItemScore(1.0)}
+    seed1 = {"q0": ItemScore(0.0), "q1": ItemScore(0.0), "q2": ItemScore(None)}
+    pooled = mean_over_runs([seed0, seed1])
+    assert pooled == {"q0": ItemScore(0.5), "q1": ItemScore(0.0), "q2": ItemScore(None)}
+    control = mean_over_runs([{q: ItemScore(0.0) for q in seed0}] * 2)
+    interval, excluded = item_interval(control, pooled, seed=0, resamples=2000)
+    assert excluded == 1 and interval.n == 2 and interval.estimate == pytest.approx(25.0)
+    rated = mean_over_runs([{"q0": ItemScore(6.0, 8.0)}, {"q0": ItemScore(4.0, 10.0)}])
+    assert rated == {"q0": ItemScore(5.0, 9.0)}

@@ -14,7 +14,7 @@ from harness.errors import UserError
 from harness.report.bootstrap import Interval, paired_mean, paired_ratio
 from harness.report.entries import judge_text, protocol_text
 from harness.report.exports import load_results
-from harness.report.samples import read_cell_scores
+from harness.report.samples import ItemScore, read_cell_scores
 from harness.results import BenchmarkResult, CellResult
 
 JUDGE_KEYS = ("name", "snapshot", "prompt_sha256", "temperature")
@@ -113,24 +113,35 @@ def compare_benchmark(
     items_b = read_cell_scores(run_b, b.id, name)
     if items_a is None or items_b is None:
         return row
+    row.interval, row.excluded = item_interval(items_a, items_b, seed=seed, resamples=resamples)
+    return row
+
+
+def item_interval(
+    items_a: dict[str, ItemScore],
+    items_b: dict[str, ItemScore],
+    *,
+    seed: int,
+    resamples: int,
+) -> tuple[Interval | None, int]:
+    """The paired bootstrap interval of B minus A over the items both scored, and how many
+    items either side left out. LLaVA-Bench-style items (with reference scores) use the
+    ratio-of-means statistic; 0-1 scores are reported in percent points."""
     paired = [
         (items_a[i], items_b[i])
         for i in items_a
         if i in items_b and items_a[i].score is not None and items_b[i].score is not None
     ]
-    row.excluded = len(set(items_a) | set(items_b)) - len(paired)
+    excluded = len(set(items_a) | set(items_b)) - len(paired)
     if not paired:
-        return row
+        return None, excluded
     sa, sb = [p[0].score for p in paired], [p[1].score for p in paired]
     if all(p[0].reference and p[1].reference for p in paired):
         ra, rb = [p[0].reference for p in paired], [p[1].reference for p in paired]
-        row.interval = paired_ratio(sa, ra, sb, rb, seed=seed, resamples=resamples)
-    else:
-        unit = all(0.0 <= s <= 1.0 for s in sa + sb)  # accuracies and 0-1 grades: percent points
-        row.interval = paired_mean(
-            sa, sb, seed=seed, resamples=resamples, scale=100.0 if unit else 1.0
-        )
-    return row
+        return paired_ratio(sa, ra, sb, rb, seed=seed, resamples=resamples), excluded
+    unit = all(0.0 <= s <= 1.0 for s in sa + sb)  # accuracies and 0-1 grades: percent points
+    interval = paired_mean(sa, sb, seed=seed, resamples=resamples, scale=100.0 if unit else 1.0)
+    return interval, excluded
 
 
 def compare_runs(

@@ -89,3 +89,22 @@ def read_item_scores(path: Path) -> dict[str, ItemScore] | None:
             reference = record.get("reference", _pair_references(record.get("parsed")))
             items[item_id] = ItemScore(_mean(record.get("score")), _mean(reference))
     return items
+
+
+def mean_over_runs(tables: list[dict[str, ItemScore]]) -> dict[str, ItemScore]:
+    """Each item's score averaged over several runs of one cell (training seeds, say), so that
+    a bootstrap over items sees the seed-averaged model. An item missing or failed in any run
+    is left out (score None), as a comparison leaves it out of one run."""
+    if not tables:
+        return {}
+    out: dict[str, ItemScore] = {}
+    for item_id in tables[0]:
+        found = [t.get(item_id) for t in tables]
+        scores = [f.score for f in found if f is not None and f.score is not None]
+        if len(scores) < len(tables):
+            out[item_id] = ItemScore(None)
+            continue
+        refs = [f.reference for f in found if f is not None and f.reference is not None]
+        reference = sum(refs) / len(refs) if len(refs) == len(tables) else None
+        out[item_id] = ItemScore(sum(scores) / len(scores), reference)
+    return out
