@@ -13,7 +13,11 @@ zero is a margin that resampling which questions were asked does not erase. MMLU
 so its margin is over chance (25), with the bootstrap interval of its mean. Final line:
 `STUDY tiny_study <best score / shuffled score on MMBench>` (not a RATIO line: run_all skips it).
 
-    .venv/bin/python bench/tiny_study.py [--quick] [--out bench/out/tiny_study]
+With `--seeds N` every cell trains with training seeds 0..N-1 (one world, one set of
+foundations): scores are the seeds' mean, and each interval resamples questions whose scores
+are averaged over the seeds, so it speaks about the seed-averaged model.
+
+    .venv/bin/python bench/tiny_study.py [--quick] [--seeds N] [--out bench/out/tiny_study]
 """
 
 from __future__ import annotations
@@ -43,13 +47,20 @@ IMAGE_BENCHMARKS = ("llava-bench", "mm-vet", "mmbench")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one size, one method")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="training seeds per cell (0..N-1), averaged"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/out/tiny_study"))
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
 
     from harness.experiment import Options
     from harness.orchestrate import run_command
 
     matrix = ["control=none,shuffled-images"]
+    if args.seeds > 1:
+        matrix.append("seed=" + ",".join(str(s) for s in range(args.seeds)))
     if args.quick:
         matrix += ["sizes=tiny-1m", "methods=lora"]
     started = time.perf_counter()
@@ -57,59 +68,89 @@ def main() -> int:
     wall = time.perf_counter() - started
     from harness.report.exports import load_results
 
-    cells = {cell.id: cell for cell in load_results(args.out).cells}
-    rows: dict[tuple[str, str], dict[str, float | None]] = {}
-    for cell in cells.values():
-        name = f"{cell.axes['size']} {cell.axes['method']}"
-        for bench, result in cell.benchmarks.items():
-            value = result.metrics.get(result.primary)
-            rows.setdefault((bench, name), {})[cell.axes.get("control", "none")] = value
+    groups = group_cells(load_results(args.out).cells, args.seeds)
+    seeds = "" if args.seeds == 1 else f" (mean of {args.seeds} training seeds)"
     header = f"{'benchmark':12} {'cell':16} {'score':>7} {'shuffled':>9} {'chance':>7}"
-    print(f"\n{header}  margin [95% interval]")
+    print(f"\n{header}  margin [95% interval]{seeds}")
     best_ratio = 0.0
-    for (bench, name), values in sorted(rows.items()):
-        score, shuffled = values.get("none"), values.get("shuffled-images")
-        chance = CHANCE.get(bench)
-        cell = name.replace(" ", "_")
-        paired = None
-        if bench in IMAGE_BENCHMARKS:
-            paired = paired_interval(args.out, cells, bench, cell)
-        elif bench == "mmlu":
-            paired = chance_interval(args.out, cell, bench, CHANCE[bench])
-        margin = "-" if paired is None else "{:+.1f} [{:+.1f}, {:+.1f}]".format(*paired)
-        line = f"{bench:12} {name:16} {_fmt(score):>7} {_fmt(shuffled):>9} {_fmt(chance):>7}"
-        print(f"{line}  {margin}".rstrip())
-        if bench == "mmbench" and score is not None and shuffled:
-            best_ratio = max(best_ratio, score / shuffled)
+    benches = sorted({b for cells in groups.values() for c in cells for b in c.benchmarks})
+    for bench in benches:
+        for name in sorted({n for n, _ in groups}):
+            real, shuffled = (
+                groups.get((name, "none"), []),
+                groups.get((name, "shuffled-images"), []),
+            )
+            score, control = mean_score(real, bench), mean_score(shuffled, bench)
+            if score is None and control is None:
+                continue
+            margin = None
+            if bench in IMAGE_BENCHMARKS:
+                margin = control_interval(args.out, real, shuffled, bench)
+            elif bench == "mmlu":
+                margin = chance_interval(args.out, real, bench, CHANCE[bench])
+            text = "-" if margin is None else "{:+.1f} [{:+.1f}, {:+.1f}]".format(*margin)
+            chance = CHANCE.get(bench)
+            line = f"{bench:12} {name:16} {_fmt(score):>7} {_fmt(control):>9} {_fmt(chance):>7}"
+            print(f"{line}  {text}".rstrip())
+            if bench == "mmbench" and score is not None and control:
+                best_ratio = max(best_ratio, score / control)
     print(f"\nwall time {wall:.0f} s (exit code {code})")
     print(f"STUDY tiny_study {best_ratio:.2f}")
     return code
 
 
-def paired_interval(
-    run: Path, cells: dict[str, Any], bench: str, cell: str
-) -> tuple[float, float, float] | None:
-    """The score minus the shuffled score over the same questions, with its 95% paired
-    bootstrap interval (harness compare's), or None where the samples carry no item scores."""
-    from harness.report.compare import compare_benchmark
+def group_cells(cells: list[Any], seeds: int) -> dict[tuple[str, str], list[Any]]:
+    """("size method", control) -> that cell's runs over the training seeds asked for."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for cell in cells:
+        if int(cell.axes.get("seed", 0)) >= seeds:
+            continue
+        name = f"{cell.axes['size']} {cell.axes['method']}"
+        groups.setdefault((name, cell.axes.get("control", "none")), []).append(cell)
+    return groups
 
-    real, shuffled = cells.get(f"{cell}_control-none"), cells.get(f"{cell}_control-shuffled-images")
-    if real is None or shuffled is None or bench not in real.benchmarks:
+
+def mean_score(cells: list[Any], bench: str) -> float | None:
+    values = [
+        c.benchmarks[bench].metrics.get(c.benchmarks[bench].primary)
+        for c in cells
+        if bench in c.benchmarks
+    ]
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values and len(values) == len(cells) else None
+
+
+def pooled_items(run: Path, cells: list[Any], bench: str) -> dict[str, Any] | None:
+    """Each question's score averaged over the cell's seeds; None where one kept none."""
+    from harness.report.samples import mean_over_runs, read_cell_scores
+
+    tables = [read_cell_scores(run, c.id, bench) for c in cells]
+    if not tables or any(t is None for t in tables):
         return None
-    row = compare_benchmark(run, run, shuffled, real, bench, seed=0, resamples=10_000)
-    if row.interval is None:
+    return mean_over_runs(tables)
+
+
+def control_interval(
+    run: Path, real: list[Any], shuffled: list[Any], bench: str
+) -> tuple[float, float, float] | None:
+    """The score minus the shuffled score over the same questions, with the 95% paired
+    bootstrap interval `harness compare` computes (over seed-averaged questions)."""
+    from harness.report.compare import item_interval
+
+    items_real, items_shuffled = pooled_items(run, real, bench), pooled_items(run, shuffled, bench)
+    if not items_real or not items_shuffled:
         return None
-    return row.interval.estimate, row.interval.low, row.interval.high
+    interval, _ = item_interval(items_shuffled, items_real, seed=0, resamples=10_000)
+    return None if interval is None else (interval.estimate, interval.low, interval.high)
 
 
 def chance_interval(
-    run: Path, cell: str, bench: str, chance: float
+    run: Path, real: list[Any], bench: str, chance: float
 ) -> tuple[float, float, float] | None:
     """The score minus chance, with the 95% bootstrap interval of the per-question mean."""
     from harness.report.bootstrap import paired_mean
-    from harness.report.samples import read_cell_scores
 
-    items = read_cell_scores(run, f"{cell}_control-none", bench)
+    items = pooled_items(run, real, bench)
     scores = [i.score for i in (items or {}).values() if i.score is not None]
     if not scores:
         return None
