@@ -195,6 +195,20 @@ class ItemScoring(Protocol):
 
 
 @runtime_checkable
+class SourceCheck(Protocol):
+    """Optional for a benchmark: a cheap look at a data source before anything trains.
+
+    `harness plan` and `harness run` call it for every selected benchmark first, so a missing
+    folder or a malformed file is one line and exit 2 before stage 1 starts, not a failed
+    generate step after hours of training.
+    """
+
+    def check(self, source: DataSource, ctx: EvalContext) -> None:
+        """Raise UserError (one line naming the file and the problem) if `source` cannot load."""
+        ...
+
+
+@runtime_checkable
 class Judge(Protocol):
     """Grades judge requests; never raises for one bad item (returns ok=False instead)."""
 
