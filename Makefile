@@ -17,14 +17,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Where the study's protocol files are mirrored beside the project (offline machines), use them.
+# Where the study's protocol files are mirrored beside the project (offline machines), both
+# commands read them from there; elsewhere they come from the assets cache (`harness assets
+# fetch`), and without either the tests that need them skip, naming that command.
 MIRROR := $(wildcard ../shared/upstream)
+WITH_MIRROR := $(if $(MIRROR),HARNESS_ASSETS_MIRROR=$(abspath $(MIRROR)) )
 
 run: $(STAMP)
-	$(if $(MIRROR),HARNESS_ASSETS_MIRROR=$(abspath $(MIRROR)) )$(BIN)/harness run
+	$(WITH_MIRROR)$(BIN)/harness run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(WITH_MIRROR)$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -8,8 +8,6 @@ import io
 import json
 from pathlib import Path
 
-from _paths import UPSTREAM  # noqa: F401 (the benchmark tests import it from here)
-
 from harness.protocols import EvalContext, ModelOutput
 from harness.specs import DataSource, EvalSpec
 

@@ -9,14 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import typer
-from _paths import UPSTREAM as _UPSTREAM
+from _paths import protocol_mirror
 from typer.testing import CliRunner
 
 from harness import assets
 from harness.commands import assets as assets_command
 from harness.errors import UserError
-
-UPSTREAM = str(_UPSTREAM)
 
 
 @pytest.fixture(autouse=True)
@@ -24,18 +22,24 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
 
 
-def test_fetch_all_from_the_mirror_then_verify(tmp_path):
-    paths = assets.fetch(mirror=UPSTREAM)
+@pytest.fixture
+def upstream(tmp_path) -> str:
+    """A mirror folder of the official files (skips where they cannot be had)."""
+    return str(protocol_mirror(tmp_path / "upstream"))
+
+
+def test_fetch_all_from_the_mirror_then_verify(tmp_path, upstream):
+    paths = assets.fetch(mirror=upstream)
     assert set(paths) >= {"llava-rule", "mmvet-grader-prompt", "fastchat-vicuna-questions"}
     rule = paths["llava-rule"].read_bytes()
     assert hashlib.sha256(rule).hexdigest() == assets.asset_specs()["llava-rule"].sha256
     assert set(assets.verify().values()) == {"ok"}
-    assert set(assets.verify(mirror=UPSTREAM).values()) == {"ok"}
+    assert set(assets.verify(mirror=upstream).values()) == {"ok"}
 
 
-def test_sha256_mismatch_names_file_expected_and_actual(tmp_path):
+def test_sha256_mismatch_names_file_expected_and_actual(tmp_path, upstream):
     mirror = tmp_path / "mirror"
-    shutil.copytree(UPSTREAM, mirror)
+    shutil.copytree(upstream, mirror)
     target = mirror / "llava" / "rule.json"
     target.write_text(target.read_text().replace("helpful", "useful"))
     actual = hashlib.sha256(target.read_bytes()).hexdigest()
@@ -64,8 +68,8 @@ class _Evaluator(BaseHTTPRequestHandler):
         return None
 
 
-def test_download_extracts_the_python_string(tmp_path, monkeypatch):
-    prompt = open(f"{UPSTREAM}/mmvet/grader_prompt.txt").read()
+def test_download_extracts_the_python_string(tmp_path, upstream):
+    prompt = open(f"{upstream}/mmvet/grader_prompt.txt").read()
     _Evaluator.body = (f"import os\n\nprompt = {prompt!r}\n\nother = 'x'\n").encode()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Evaluator)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -89,12 +93,12 @@ def test_download_extracts_the_python_string(tmp_path, monkeypatch):
         server.shutdown()
 
 
-def test_unknown_asset_is_refused():
+def test_unknown_asset_is_refused(tmp_path):
     with pytest.raises(UserError, match="unknown asset"):
-        assets.fetch(["no-such-asset"], mirror=UPSTREAM)
+        assets.fetch(["no-such-asset"], mirror=tmp_path)
 
 
-def test_cli_fetch_and_verify(tmp_path):
+def test_cli_fetch_and_verify(tmp_path, upstream):
     app = typer.Typer()
     assets_command.register(app)
 
@@ -105,7 +109,7 @@ def test_cli_fetch_and_verify(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["assets", "verify"])
     assert result.exit_code == 1 and "llava-rule\tmissing" in result.output
-    result = runner.invoke(app, ["assets", "fetch", "--mirror", UPSTREAM, "llava-rule"])
+    result = runner.invoke(app, ["assets", "fetch", "--mirror", upstream, "llava-rule"])
     assert result.exit_code == 0 and "llava-rule\tok" in result.output
-    result = runner.invoke(app, ["assets", "verify", "--mirror", UPSTREAM])
+    result = runner.invoke(app, ["assets", "verify", "--mirror", upstream])
     assert result.exit_code == 0 and result.output.count("\tok") == len(assets.asset_specs())

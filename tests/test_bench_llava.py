@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
-from _bench_fixtures import UPSTREAM, context, llava_bench_dir, local, texts
+from _bench_fixtures import context, llava_bench_dir, local, texts
+from _paths import protocol_file
 from harness_plugins.benchmarks._pairwise import parse_two_scores
 from harness_plugins.benchmarks.llava_bench import LlavaBench
 
 from harness.errors import UserError
 from harness.protocols import JudgeResponse
 
-RULES = {"llava-rule": UPSTREAM / "llava" / "rule.json"}
+
+def rules() -> dict:
+    return {"llava-rule": protocol_file("llava-rule")}
 
 
 def upstream_content(question, caption, reference, answer, category):
     """eval_gpt_review_bench.py's construction, written out independently of the plugin."""
-    rule = json.loads((UPSTREAM / "llava" / "rule.json").read_text())["llava_bench_" + category]
+    rule = json.loads(protocol_file("llava-rule").read_text())["llava_bench_" + category]
     prompt, role = rule["prompt"], rule["role"]
     cap_str = "\n".join(caption) if isinstance(caption, list) else caption
     return (
@@ -31,7 +34,7 @@ def upstream_content(question, caption, reference, answer, category):
 
 def test_review_request_equals_upstream_construction(tmp_path):
     bench = LlavaBench()
-    ctx = context(tmp_path, "llava-bench", RULES)
+    ctx = context(tmp_path, "llava-bench", rules())
     items = bench.load(local(llava_bench_dir(tmp_path / "lb")), ctx)
     outputs = texts({i.id: f"model says {i.id}" for i in items})
     requests = bench.judge_requests(items, outputs, run=0, ctx=ctx)
@@ -59,7 +62,7 @@ def test_review_request_equals_upstream_construction(tmp_path):
 
 def test_generation_requests_share_images_and_follow_beam(tmp_path):
     bench = LlavaBench()
-    ctx = context(tmp_path, "llava-bench", RULES, beam=5)
+    ctx = context(tmp_path, "llava-bench", rules(), beam=5)
     items = bench.load(local(llava_bench_dir(tmp_path / "lb")), ctx)
     reqs = bench.requests(items, ctx)
     assert reqs[0].prompt == "<image>\nWhat is red?"
@@ -86,7 +89,7 @@ def test_two_number_parsing_matches_upstream(review, expected):
 
 def test_relative_score_is_ratio_of_means_and_excludes_parse_failure(tmp_path):
     bench = LlavaBench()
-    ctx = context(tmp_path, "llava-bench", RULES)
+    ctx = context(tmp_path, "llava-bench", rules())
     items = bench.load(local(llava_bench_dir(tmp_path / "lb")), ctx)
     outputs = texts({i.id: "x" for i in items})
     responses = {"0": "8 6", "1": "10 5", "2": "9 9", "3": "no numbers here"}
@@ -106,7 +109,7 @@ def test_relative_score_is_ratio_of_means_and_excludes_parse_failure(tmp_path):
 
 def test_three_runs_give_mean_and_population_std(tmp_path):
     bench = LlavaBench()
-    ctx = context(tmp_path, "llava-bench", RULES, runs=3)
+    ctx = context(tmp_path, "llava-bench", rules(), runs=3)
     items = bench.load(local(llava_bench_dir(tmp_path / "lb")), ctx)
     outputs = texts({i.id: "x" for i in items})
     runs = [{i.id: (10.0, m) for i in items} for m in (6.0, 7.0, 8.0)]
@@ -118,7 +121,7 @@ def test_three_runs_give_mean_and_population_std(tmp_path):
 
 def test_reask_ladder_then_stop(tmp_path):
     bench = LlavaBench()
-    ctx = context(tmp_path, "llava-bench", RULES)
+    ctx = context(tmp_path, "llava-bench", rules())
     items = bench.load(local(llava_bench_dir(tmp_path / "lb")), ctx)
     req = bench.judge_requests(items, texts({"0": "x"}), 0, ctx)[0]
     again = bench.retry_request(req, 1)
@@ -129,7 +132,7 @@ def test_reask_ladder_then_stop(tmp_path):
 def test_missing_image_names_the_item(tmp_path):
     root = llava_bench_dir(tmp_path / "lb", skip_image="002.png")
     with pytest.raises(UserError, match="llava-bench item 2: image file .*002.png does not exist"):
-        LlavaBench().load(local(root), context(tmp_path, "llava-bench", RULES))
+        LlavaBench().load(local(root), context(tmp_path, "llava-bench"))
 
 
 def test_without_rule_asset_the_protocol_is_harness_own(tmp_path):

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from _bench_fixtures import UPSTREAM, context, local, mmlu_dir
+from _bench_fixtures import context, local, mmlu_dir
+from _paths import protocol_file
 from harness_plugins.benchmarks.mmlu import MMLU
 
 from harness.errors import UserError
 from harness.protocols import ModelOutput
 from harness.specs import DataSource
 
-TEMPLATE = {"lm-eval-mmlu-template": UPSTREAM / "lm-eval-mmlu" / "_default_template_yaml"}
+
+def template() -> dict:
+    return {"lm-eval-mmlu-template": protocol_file("lm-eval-mmlu-template")}
 
 
 def test_five_shot_prompt_and_continuations(tmp_path):
     root = mmlu_dir(tmp_path / "mmlu", {"abstract_algebra": [0, 1]})
     bench = MMLU()
-    ctx = context(tmp_path, "mmlu", TEMPLATE)
+    ctx = context(tmp_path, "mmlu", template())
     items = bench.load(local(root), ctx)
     req = bench.requests(items, ctx)[1]
     shot = "dev q{i}\nA. c0\nB. c1\nC. c2\nD. c3\nAnswer: {a}\n\n"
@@ -33,7 +36,7 @@ def test_five_shot_prompt_and_continuations(tmp_path):
 def test_micro_vs_macro(tmp_path):
     root = mmlu_dir(tmp_path / "mmlu", {"anatomy": [0, 1, 2, 3], "astronomy": [0, 0]})
     bench = MMLU()
-    ctx = context(tmp_path, "mmlu", TEMPLATE)
+    ctx = context(tmp_path, "mmlu")
     items = bench.load(local(root), ctx)
 
     def ll(best):
@@ -68,4 +71,4 @@ def test_hub_source_reads_a_local_dataset_in_hub_layout(tmp_path):
 def test_too_few_dev_examples_names_the_subject(tmp_path):
     root = mmlu_dir(tmp_path / "mmlu", {"virology": [0]}, dev_per_subject=3)
     with pytest.raises(UserError, match="mmlu subject virology: 3 dev examples, need 5"):
-        MMLU().load(local(root), context(tmp_path, "mmlu", TEMPLATE))
+        MMLU().load(local(root), context(tmp_path, "mmlu"))

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import pytest
-from _bench_fixtures import UPSTREAM, context, local, mm_vet_dir, texts
+from _bench_fixtures import context, local, mm_vet_dir, texts
+from _paths import protocol_file
 from harness_plugins.benchmarks.mm_vet import MMVet, parse_correctness
 
 from harness.errors import UserError
 from harness.protocols import JudgeResponse
 
-PROMPT = {"mmvet-grader-prompt": UPSTREAM / "mmvet" / "grader_prompt.txt"}
+
+def grader_prompt() -> dict:
+    return {"mmvet-grader-prompt": protocol_file("mmvet-grader-prompt")}
 
 
 def test_grader_query_equals_official_construction(tmp_path):
     bench = MMVet()
-    ctx = context(tmp_path, "mm-vet", PROMPT)
+    ctx = context(tmp_path, "mm-vet", grader_prompt())
     items = bench.load(local(mm_vet_dir(tmp_path / "mv", [["ocr", "math"]])), ctx)
     (req,) = bench.judge_requests(items, texts({"v1_0": "x = -1"}), 0, ctx)
-    prompt = (UPSTREAM / "mmvet" / "grader_prompt.txt").read_text()
+    prompt = protocol_file("mmvet-grader-prompt").read_text()
     # mm-vet_evaluator.py: prompt + "\n" + " | ".join([question, gt spaced, prediction, ""])
     expected = prompt + "\n" + " | ".join(["What is shown 0?", "-1 <AND> -5", "x = -1", ""])
     assert req.messages == ({"role": "user", "content": expected},)
@@ -28,7 +31,7 @@ def test_grader_query_equals_official_construction(tmp_path):
 
 def test_reask_rule_appends_suffix_and_raises_temperature(tmp_path):
     bench = MMVet()
-    ctx = context(tmp_path, "mm-vet", PROMPT)
+    ctx = context(tmp_path, "mm-vet", grader_prompt())
     items = bench.load(local(mm_vet_dir(tmp_path / "mv", [["rec"]])), ctx)
     (req,) = bench.judge_requests(items, texts({"v1_0": "a cat"}), 2, ctx)
     ladder = [bench.retry_request(req, attempt) for attempt in range(1, 6)]
@@ -56,7 +59,7 @@ def test_correctness_parsing(content, expected):
 
 def test_capability_scores_and_std_over_three_runs(tmp_path):
     bench = MMVet()
-    ctx = context(tmp_path, "mm-vet", PROMPT, runs=3)
+    ctx = context(tmp_path, "mm-vet", grader_prompt(), runs=3)
     caps = [["rec"], ["rec", "ocr"], ["ocr", "math"], ["know"]]
     items = bench.load(local(mm_vet_dir(tmp_path / "mv", caps)), ctx)
     outputs = texts({i.id: "answer" for i in items})
@@ -80,7 +83,7 @@ def test_capability_scores_and_std_over_three_runs(tmp_path):
 
 def test_judge_failure_is_counted_not_scored(tmp_path):
     bench = MMVet()
-    ctx = context(tmp_path, "mm-vet", PROMPT)
+    ctx = context(tmp_path, "mm-vet", grader_prompt())
     items = bench.load(local(mm_vet_dir(tmp_path / "mv", [["rec"], ["rec"]])), ctx)
     outputs = texts({"v1_0": "a", "v1_1": "b"})
     reqs = bench.judge_requests(items, outputs, 0, ctx)
@@ -95,11 +98,11 @@ def test_judge_failure_is_counted_not_scored(tmp_path):
 def test_empty_capability_list_names_the_item(tmp_path):
     root = mm_vet_dir(tmp_path / "mv", [["rec"], []])
     with pytest.raises(UserError, match="mm-vet item v1_1: empty capability list"):
-        MMVet().load(local(root), context(tmp_path, "mm-vet", PROMPT))
+        MMVet().load(local(root), context(tmp_path, "mm-vet"))
 
 
 def test_missing_image_names_the_item(tmp_path):
     root = mm_vet_dir(tmp_path / "mv", [["rec"]])
     (root / "images" / "v1_0.png").unlink()
     with pytest.raises(UserError, match="mm-vet item v1_0: image file"):
-        MMVet().load(local(root), context(tmp_path, "mm-vet", PROMPT))
+        MMVet().load(local(root), context(tmp_path, "mm-vet"))

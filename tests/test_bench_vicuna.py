@@ -6,30 +6,27 @@ import json
 import shutil
 
 import pytest
-from _bench_fixtures import UPSTREAM, context, local, texts, write_jsonl
+from _bench_fixtures import context, local, texts, write_jsonl
+from _paths import protocol_file
 from harness_plugins.benchmarks.vicuna80 import Vicuna80
 
 from harness.errors import UserError
 
-FASTCHAT_REFS = UPSTREAM / "fastchat" / "vicuna_bench_reference_answer_gpt-4.jsonl"
-ASSETS = {
-    "llava-rule": UPSTREAM / "llava" / "rule.json",
-    "fastchat-vicuna-reference-gpt4": FASTCHAT_REFS,
-}
+
+def protocol_assets() -> dict:
+    names = ("llava-rule", "fastchat-vicuna-reference-gpt4")
+    return {name: protocol_file(name) for name in names}
 
 
 @pytest.mark.parametrize(
     "question_file",
-    [
-        UPSTREAM / "fastchat" / "vicuna_bench_question.jsonl",
-        UPSTREAM / "llava" / "vicuna80_question.jsonl",
-    ],
+    ["fastchat-vicuna-questions", "llava-vicuna80-questions"],
 )
 def test_questions_load_from_both_upstream_formats(tmp_path, question_file):
     folder = tmp_path / "v80"
     folder.mkdir()
-    shutil.copy(question_file, folder / "question.jsonl")
-    items = Vicuna80().load(local(folder), context(tmp_path, "vicuna-80", ASSETS))
+    shutil.copy(protocol_file(question_file), folder / "question.jsonl")
+    items = Vicuna80().load(local(folder), context(tmp_path, "vicuna-80", protocol_assets()))
     assert len(items) == 80
     assert items[0].data["question"] == "How can I improve my time management skills?"
     counts = {}
@@ -42,24 +39,25 @@ def test_questions_load_from_both_upstream_formats(tmp_path, question_file):
 
 
 def test_a_question_file_path_works_too(tmp_path):
-    path = UPSTREAM / "llava" / "vicuna80_question.jsonl"
+    path = protocol_file("llava-vicuna80-questions")
     items = Vicuna80().load(local(path), context(tmp_path, "vicuna-80"))
     assert len(items) == 80 and all(i.data["reference"] is None for i in items)
 
 
 def test_review_uses_category_rule_and_reference_as_assistant_1(tmp_path):
     bench = Vicuna80()
-    ctx = context(tmp_path, "vicuna-80", ASSETS)
+    ctx = context(tmp_path, "vicuna-80", protocol_assets())
     folder = tmp_path / "v80"
     folder.mkdir()
-    shutil.copy(UPSTREAM / "fastchat" / "vicuna_bench_question.jsonl", folder / "question.jsonl")
+    shutil.copy(protocol_file("fastchat-vicuna-questions"), folder / "question.jsonl")
     items = bench.load(local(folder), ctx)
     outputs = texts({i.id: f"answer {i.id}" for i in items})
     reqs = {r.id: r for r in bench.judge_requests(items, outputs, 0, ctx)}
     assert sorted(map(int, reqs)) == list(range(61, 71))
-    rules = json.loads((UPSTREAM / "llava" / "rule.json").read_text())
+    rules = json.loads(protocol_file("llava-rule").read_text())
     question = next(i for i in items if i.id == "68").data["question"]
-    reference = json.loads(FASTCHAT_REFS.read_text().splitlines()[7])["choices"][0]["turns"][0]
+    references = protocol_file("fastchat-vicuna-reference-gpt4").read_text()
+    reference = json.loads(references.splitlines()[7])["choices"][0]["turns"][0]
     expected = (
         f"[Question]\n{question}\n\n[Assistant 1]\n{reference}\n\n[End of Assistant 1]\n\n"
         f"[Assistant 2]\nanswer 68\n\n[End of Assistant 2]\n\n"
@@ -84,11 +82,11 @@ def test_synthetic_layout_with_full_references_and_default_rule(tmp_path):
         {"question_id": 2, "choices": [{"index": 0, "turns": ["Ten."]}]},
     ])  # fmt: skip
     bench = Vicuna80()
-    ctx = context(tmp_path, "vicuna-80", ASSETS)
+    ctx = context(tmp_path, "vicuna-80", protocol_assets())
     items = bench.load(local(folder), ctx)
     outputs = texts({"1": "Hey.", "2": None})
     reqs = bench.judge_requests(items, outputs, 0, ctx)
-    rules = json.loads((UPSTREAM / "llava" / "rule.json").read_text())
+    rules = json.loads(protocol_file("llava-rule").read_text())
     assert [r.id for r in reqs] == ["1"]
     assert reqs[0].messages[1]["content"].endswith(rules["default"]["prompt"] + "\n\n")
     result = bench.score(items, outputs, [{"1": (10.0, 9.0)}], ctx)

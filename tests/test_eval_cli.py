@@ -6,7 +6,7 @@ import json
 
 import pytest
 from _eval_fixtures import save, tiny_llm
-from _paths import UPSTREAM
+from _paths import protocol_mirror
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
@@ -15,11 +15,12 @@ pytestmark = pytest.mark.slow
 def test_eval_plain_llm_on_synthetic_mmlu(tmp_path, monkeypatch):
     from harness.cli import app
 
+    mirror = protocol_mirror(tmp_path / "mirror")  # the official prompt files, or a skip
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     model = save(tiny_llm(), tmp_path / "llm")
     out = tmp_path / "run"
     args = ["eval", "--model", str(model), "--benchmarks", "mmlu", "--out", str(out)]
-    args += ["--assets-mirror", str(UPSTREAM)]
+    args += ["--assets-mirror", str(mirror)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from _paths import UPSTREAM
+from _paths import protocol_file
 from _synth_fixtures import shared_world, tree_digest
 from PIL import Image
 
@@ -121,7 +121,7 @@ def test_mmbench_tsv_reads_with_pandas_and_images_decode(synth_world: Path) -> N
 def test_vicuna_layout_matches_fastchat(synth_world: Path) -> None:
     root = synth_world / "vicuna-80"
     questions = jsonl(root / "question.jsonl")
-    official = jsonl(UPSTREAM / "fastchat" / "vicuna_bench_question.jsonl")
+    official = jsonl(protocol_file("fastchat-vicuna-questions"))
     assert Counter(q["category"] for q in questions) == Counter(q["category"] for q in official)
     assert [set(q) for q in questions] == [set(q) for q in official]
     references = jsonl(root / "reference_answer" / "gpt-4.jsonl")
