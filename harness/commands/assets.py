@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     @assets_app.command("fetch")
     def fetch_command(
         names: list[str] = typer.Argument(None, help="asset names (default: all)"),
-        mirror: Path = typer.Option(None, help="offline mirror folder (files at the registry's `mirror` paths)"),
+        mirror: Path = typer.Option(None, help="offline mirror folder (registry `mirror` paths)"),
     ) -> None:
         """Download (or copy from --mirror) each asset and check its sha256 pin."""
         from harness import assets
