@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.atomic import write_atomic
 from harness.errors import UserError
 from harness.paths import cache_dir, default_registry_file
 
@@ -108,10 +109,7 @@ def fetch_one(spec: AssetSpec, mirror: Path | None = None) -> Path:
         data = _checked(spec, source.read_bytes(), str(source))
     else:
         data = _checked(spec, _download(spec), spec.url)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
-    return target
+    return write_atomic(target, data)
 
 
 def fetch(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import write_atomic
 from harness.dag import Step
 from harness.specs import CellSpec
 from harness.store import Store
@@ -56,9 +57,7 @@ class Plan:
             "assets_mirror": self.assets_mirror,
             "options": self.options,
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
         return path
 
     @classmethod

@@ -101,9 +101,9 @@ class RunResults(Model):
     cells: list[CellResult]
 
     def write(self, path: Path) -> None:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(self.model_dump_json(indent=2) + "\n")
-        tmp.replace(path)
+        from harness.atomic import write_atomic
+
+        write_atomic(path, self.model_dump_json(indent=2) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> RunResults:

@@ -270,6 +270,16 @@ class HardwareSpec(Spec):
     usd_per_node_hour: float = 13.63
     peak_tflops_bf16: float | None = None
     nodes: int = 1
+    # "cpu": gpus_per_node counts CPU ranks (gloo), as on a laptop or a CPU-only cluster node
+    accelerator: Literal["gpu", "cpu"] = "gpu"
+
+    @model_serializer(mode="wrap")
+    def _omit_default_accelerator(self, handler: Any) -> dict[str, Any]:
+        """The default, "gpu", is left out of the dump: step keys made before the field stay."""
+        data = handler(self)
+        if self.accelerator == "gpu":
+            data.pop("accelerator", None)
+        return data
 
 
 class ExecutorSpec(Spec):

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.atomic import atomic_path
 from harness.errors import UserError
 
 PROJECTOR_FILE = "mm_projector.safetensors"
@@ -80,9 +81,8 @@ def save_projector(model: nn.Module, path: Path) -> Path:
         path = path / PROJECTOR_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in projector_of(model).named_parameters()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     return path
 
 

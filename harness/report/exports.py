@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness.atomic import write_atomic
 from harness.errors import UserError
 from harness.report.build import build_tables, run_summary
 from harness.report.table import ReportTable
@@ -126,7 +127,4 @@ def write_report(
 
 
 def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, text)

@@ -1,0 +1,69 @@
+"""Atomic file writes that concurrent writers cannot collide on.
+
+Each write goes to its own temporary file in the target's folder (a unique name from
+tempfile.mkstemp, so two processes writing the same target never share one), is flushed to disk,
+then renamed over the target: a reader sees the old file or the new one, never a mix, and a
+failed write leaves the old file and no temporary behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_UMASK = os.umask(0)  # read once: mkstemp makes 0600 files, the target gets the usual mode
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A fresh temporary path beside `path` for the caller to write; it replaces `path` on exit.
+
+    For writers that need a file name (e.g. safetensors' save_file). On an exception the
+    temporary file is removed and `path` is left as it was.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write `data` (str is written as UTF-8) to `path` atomically; returns the path."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        handle.write(payload)
+    return target
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (best effort: some filesystems refuse a directory fd)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
