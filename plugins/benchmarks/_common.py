@@ -70,10 +70,26 @@ def hub_rows(source: DataSource, default_split: str) -> list[dict[str, Any]]:
     if not path:
         raise UserError("a hub data source needs a dataset id")
     split = source.split or default_split
+    from ._sources import is_saved_to_disk
+
+    if is_saved_to_disk(Path(path).expanduser()):
+        return saved_rows(Path(path).expanduser(), split)
     try:
         data = datasets.load_dataset(path, config or None, split=split)
     except Exception as exc:  # datasets raises many types for a missing id / split / network
         raise UserError(f"cannot load hub dataset {source.path} (split {split}): {exc}") from exc
+    return [dict(row) for row in data]
+
+
+def saved_rows(root: Path, split: str) -> list[dict[str, Any]]:
+    """Rows of a folder written by `datasets`' save_to_disk (a DatasetDict or one split)."""
+    import datasets
+
+    data = datasets.load_from_disk(str(root))
+    if isinstance(data, datasets.DatasetDict):
+        if split not in data:
+            raise UserError(f"{root}: saved dataset has no split {split!r} (has {list(data)})")
+        data = data[split]
     return [dict(row) for row in data]
 
 

@@ -24,6 +24,8 @@ from harness.protocols import (
 )
 
 from . import _common as common
+from . import _sources as sources
+from ._mmlu_data import read_split
 
 if TYPE_CHECKING:
     from harness.results import BenchmarkResult
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
 LETTERS = ("A", "B", "C", "D")
 CONTINUATIONS = tuple(" " + letter for letter in LETTERS)
 DOC_TO_TEXT = '"{{question.strip()}}\\nA. {{choices[0]}}\\nB. {{choices[1]}}\\nC. {{choices[2]}}\\nD. {{choices[3]}}\\nAnswer:"'  # noqa: E501
-SKIP_FOLDERS = ("all", "auxiliary_train")
 
 
 def doc_to_text(row: dict[str, Any]) -> str:
@@ -47,39 +48,6 @@ def description(subject: str) -> str:
 def build_context(subject: str, shots: list[dict[str, Any]], row: dict[str, Any]) -> str:
     examples = "".join(doc_to_text(s) + " " + LETTERS[int(s["answer"])] + "\n\n" for s in shots)
     return description(subject) + examples + doc_to_text(row)
-
-
-def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()
-
-
-def local_split(root: Path, split: str) -> dict[str, list[dict[str, Any]]]:
-    """{subject: rows} from the cais/mmlu layout: <subject>/<split>-*.parquet."""
-    by_subject: dict[str, list[dict[str, Any]]] = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if folder.name in SKIP_FOLDERS:
-            continue
-        files = sorted(folder.glob(f"{split}-*.parquet"))
-        if files:
-            by_subject[folder.name] = [r for f in files for r in read_parquet_rows(f)]
-    if not by_subject:
-        raise UserError(f"mmlu: no <subject>/{split}-*.parquet files in {root}")
-    return by_subject
-
-
-def hub_split(source: DataSource, split: str) -> dict[str, list[dict[str, Any]]]:
-    from harness.specs import DataSource
-
-    path = source.path or "cais/mmlu"
-    if ":" not in path:
-        path += ":all"
-    rows = common.hub_rows(DataSource(kind="hub", path=path, split=split), split)
-    by_subject: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_subject.setdefault(row["subject"], []).append(row)
-    return by_subject
 
 
 class MMLU:
@@ -111,11 +79,7 @@ class MMLU:
 
     def load(self, source: DataSource, ctx: EvalContext) -> list[Item]:
         split = source.split or ctx.eval.split or "test"
-        if source.kind == "hub":
-            test, dev = hub_split(source, split), hub_split(source, "dev")
-        else:
-            root = common.source_dir(source, "mmlu")
-            test, dev = local_split(root, split), local_split(root, "dev")
+        test, dev = read_split(source, split), read_split(source, "dev")
         shots = self._shots(ctx)
         items = []
         for subject, rows in sorted(test.items()):
@@ -134,7 +98,19 @@ class MMLU:
                     "context": build_context(subject, examples, row),
                 }
                 items.append(Item(id=item_id, data=data))
+        sources.refuse_oversized(
+            ((i.id, i.data["context"]) for i in items), f"mmlu ({split} split)", "prompt"
+        )
         return items
+
+    def check(self, source: DataSource, ctx: EvalContext) -> None:
+        """Layout, columns, answers and dev shots, read without any model (MMLU is small);
+        the synthetic set and remote hub ids are left to the step that fetches them."""
+        if source.kind == "synthetic" or (
+            source.kind == "hub" and not Path(source.path or "").expanduser().is_dir()
+        ):
+            return
+        self.load(source, ctx)
 
     def requests(self, items: Sequence[Item], ctx: EvalContext) -> list[LoglikRequest]:
         return [LoglikRequest(item.id, item.data["context"], CONTINUATIONS) for item in items]
