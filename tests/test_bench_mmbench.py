@@ -79,21 +79,52 @@ def test_circular_eval_with_one_failed_rotation(tmp_path):
             "2@0": "C", "2@1": "I cannot tell", "2@2": "A",  # one unmatched, none wrong
         }
     )  # fmt: skip
-    judged = {"2@1": "Z"}  # the LLM could not match it either
+    judged = {"2@1": "Z"}  # the LLM could not match it either: the model's failure
     result = bench.score(items, outputs, [judged], ctx)
-    assert result.metrics["overall"] == pytest.approx(50.0)  # 1 of 2 scored questions
+    assert result.metrics["overall"] == pytest.approx(100 / 3)  # unmatched = wrong, as upstream
     assert result.metrics["FP-S"] == 100.0 and result.metrics["CP"] == 0.0
-    assert result.metrics["leaf/color"] == 100.0 and "leaf/count" not in result.metrics
-    assert result.n_failed == 1 and result.failures == {"unmatched": 1}
-    assert result.extra["unmatched_passes"] == 1
-    # the same question with a wrong rotation besides the unmatched one is simply wrong
+    assert result.metrics["leaf/color"] == 100.0 and result.metrics["leaf/count"] == 0.0
+    assert result.n_failed == 0 and result.failures == {}
+    assert result.extra["unmatched_questions"] == [1] and result.extra["unmatched_passes"] == [1]
+    # the diagnostic leaves out the question that is wrong only through its unmatched rotation
+    assert result.metrics["diagnostic/overall_matched_only"] == pytest.approx(50.0)
+    # a wrong rotation besides the unmatched one: wrong in both, and counted as plainly wrong
     outputs.update(texts({"2@2": "B"}))
     result = bench.score(items, outputs, [judged], ctx)
     assert result.metrics["overall"] == pytest.approx(100 / 3) and result.n_failed == 0
+    assert result.metrics["diagnostic/overall_matched_only"] == pytest.approx(100 / 3)
+    assert result.extra["unmatched_questions"] == [0] and result.extra["unmatched_passes"] == [1]
     # a judge-matched rotation counts like an extracted one
     outputs.update(texts({"2@2": "A"}))
     result = bench.score(items, outputs, [{"2@1": "B"}], ctx)
     assert result.metrics["overall"] == pytest.approx(200 / 3)
+    assert result.extra["unmatched_questions"] == [0]
+
+
+def test_only_a_failed_judge_excludes_a_question(tmp_path):
+    bench, ctx, items = load(tmp_path)
+    outputs = texts(
+        {
+            "0@0": "A", "0@1": "D", "0@2": "C", "0@3": "B",  # correct
+            "1@0": "B", "1@1": "maybe",  # 1@1 to the judge, right otherwise
+            "2@0": "C", "2@1": "I cannot tell", "2@2": "A",  # 2@1 to the judge
+        }
+    )  # fmt: skip
+    # the judge failed on 1@1 (error or no usable reply: None) and found no option for 2@1
+    result = bench.score(items, outputs, [{"1@1": None, "2@1": "Z"}], ctx)
+    assert result.metrics["overall"] == pytest.approx(50.0)  # 1 right of 2 known questions
+    assert result.n_failed == 1 and result.failures == {"judge_failed": 1}
+    assert result.extra["unmatched_questions"] == [1]
+    # an unmatched rotation decides a question whatever the judge did on another one
+    outputs.update(texts({"2@2": "no idea"}))
+    result = bench.score(items, outputs, [{"1@1": None, "2@1": "Z", "2@2": None}], ctx)
+    assert result.metrics["overall"] == pytest.approx(50.0) and result.failures == {
+        "judge_failed": 1
+    }
+    # a rotation with no generated answer is unknown too, and named so
+    del outputs["1@1"]
+    result = bench.score(items, outputs, [{"2@1": "Z"}], ctx)
+    assert result.failures == {"no_output": 1} and result.n_failed == 1
 
 
 def test_item_scores_are_the_circular_results_behind_overall(tmp_path):
@@ -105,13 +136,18 @@ def test_item_scores_are_the_circular_results_behind_overall(tmp_path):
             "2@0": "C", "2@1": "I cannot tell", "2@2": "A",  # 2@1 left to the judge
         }
     )  # fmt: skip
-    runs = [{"2@1": "Z"}, {"2@1": "B"}]  # run 0: unmatched; run 1: matched, right
+    # run 0: unmatched (wrong); run 1: matched, right; run 2: the judge failed (excluded)
+    runs = [{"2@1": "Z"}, {"2@1": "B"}, {"2@1": None}]
     scores = bench.item_scores(items, outputs, runs, ctx)
-    assert scores == {"0": [1.0, 1.0], "1": [0.0, 0.0], "2": [None, 1.0]}
+    assert scores == {"0": [1.0, 1.0, 1.0], "1": [0.0, 0.0, 0.0], "2": [0.0, 1.0, None]}
     for run, judged in enumerate(runs):  # each run's mean is that run's headline metric
         kept = [s[run] for s in scores.values() if s[run] is not None]
         overall = bench.score(items, outputs, [judged], ctx).metrics["overall"]
         assert 100 * sum(kept) / len(kept) == pytest.approx(overall)
+    result = bench.score(items, outputs, runs, ctx)
+    assert result.runs[0]["overall"] == pytest.approx(100 / 3)
+    assert result.extra["unmatched_questions"] == [1, 0, 0]
+    assert result.metrics["overall"] == pytest.approx((100 / 3 + 200 / 3 + 50) / 3)
 
 
 def test_two_option_row_with_answer_c_names_the_item(tmp_path):

@@ -1,15 +1,17 @@
 """MMBench with CircularEval: each question is asked once per rotation of its options.
 
 A question counts as correct only when every rotation is answered correctly. Answers go through
-the extraction ladder (_choices.py); a rotation that nothing can match is counted as unmatched,
-never replaced by a random letter as upstream does. The test split (no public answers) writes
-the official submission file instead of a score.
+the extraction ladder (_choices.py). A rotation that nothing can match (no letter, no option
+text, and the matching LLM answers Z) is the model's failure and counts as a wrong answer, as in
+upstream's CircularEval; only a failure of the matching judge itself leaves the question
+unknown, and it is then excluded and counted, never guessed. The test split (no public answers)
+writes the official submission file instead of a score.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ from harness.protocols import (
 
 from . import _choices as choices
 from . import _common as common
-from ._mmbench_data import load_rows, submission_rows
+from ._mmbench_data import load_rows, local_copy, submission_rows, write_submission
 
 if TYPE_CHECKING:
     from harness.results import BenchmarkResult
@@ -34,6 +36,14 @@ if TYPE_CHECKING:
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
 MAX_NEW_TOKENS = 128
 MAX_REASKS = 2  # three matching tries in all
+SUBMISSION_NOTE = "test split: no answers to score; upload {path} to the MMBench evaluation server"
+# What a rotation came to when no option letter was read from it
+UNMATCHED = "unmatched"  # nothing matched: the model's failure, a wrong answer
+NO_OUTPUT = "no_output"  # generation gave no answer: unknown
+JUDGE_FAILED = "judge_failed"  # the matching judge erred or never replied usably: unknown
+UNREAD = (UNMATCHED, NO_OUTPUT, JUDGE_FAILED)
+# The score over questions decided by matched rotations alone: a diagnostic, not the official one
+MATCHED_ONLY = "diagnostic/overall_matched_only"
 
 
 def rotation(item: Item, k: int) -> tuple[dict[str, str], str | None]:
@@ -63,9 +73,19 @@ def request_id(item: Item, k: int) -> str:
     return f"{item.id}@{k}"
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One question under CircularEval in one judging run."""
+
+    correct: int | None  # 1 or 0 (official); None = unknown, excluded for `reason`
+    reason: str = ""
+    unmatched: int = 0  # rotations nothing could match
+    matched_only: int | None = None  # the diagnostic's value (None = left out of it)
+
+
 class MMBench:
     name = "mmbench"
-    version = "1"
+    version = "2"  # 2: unmatched rotations count as wrong answers (1 excluded them)
     modality = "multimodal"
     judged = True
     assets = ()
@@ -81,10 +101,15 @@ class MMBench:
             "temperature": 0.0,
             "max_tokens": 16,
             "parsing": "letter token, else option text, else LLM matching (Z = none), "
-            "else unmatched (counted, never guessed)",
+            "else unmatched",
             "retry": f"matching re-asked up to {MAX_REASKS} times",
-            "aggregation": "a question is correct only if every rotation is; a question with "
-            "an unmatched rotation and no wrong one is excluded and counted",
+            "aggregation": "a question is correct only if every rotation is; an unmatched "
+            "rotation is a wrong answer (upstream CircularEval); a question whose matching "
+            "judge failed (error, or no usable reply) and that is not already wrong is "
+            "excluded and counted",
+            "diagnostic": f"{MATCHED_ONLY}: the score with questions that are wrong only "
+            "through unmatched rotations left out (not the official score); "
+            "extra.unmatched_questions counts them per judging run",
             "split": self._split(ctx),
             "generation": {
                 "template": "vicuna_v1",
@@ -100,6 +125,13 @@ class MMBench:
     def load(self, source: DataSource, ctx: EvalContext) -> list[Item]:
         split = self._split(ctx, source)
         return load_rows(source, split, ctx.work_dir)
+
+    def check(self, source: DataSource, ctx: EvalContext) -> None:
+        """Every row validated (options, answers, ids, sizes, an image present), no image
+        decoded or written; the synthetic set and remote hub ids are left to the steps."""
+        if source.kind == "synthetic" or source.kind == "hub" and not local_copy(source):
+            return
+        load_rows(source, self._split(ctx, source), None)
 
     def requests(self, items: Sequence[Item], ctx: EvalContext) -> list[GenerationRequest]:
         requests = []
@@ -162,40 +194,52 @@ class MMBench:
             return None
         return JudgeRequest(**{**request.__dict__, "attempt": attempt})
 
-    def predictions(
+    def rotation_states(
         self, item: Item, outputs: dict[str, ModelOutput], run_judgments: dict[str, Any]
-    ) -> list[str | None]:
-        """The extracted letter of every rotation; None = unmatched or no output."""
-        letters = []
+    ) -> list[str]:
+        """Per rotation: the option letter read from the answer, or UNMATCHED, NO_OUTPUT or
+        JUDGE_FAILED. A judgment that is None (or missing) is a judge failure; "Z" is the
+        judge's verdict that no option matches."""
+        states = []
         for k in range(len(item.data["options"])):
             output = outputs.get(request_id(item, k))
             if output is None or output.text is None:
-                letters.append(None)
+                states.append(NO_OUTPUT)
                 continue
             options, _ = rotation(item, k)
             letter = choices.extract(output.text, options)
             if letter is None:
-                letter = run_judgments.get(request_id(item, k))
-            letters.append(letter if letter in options else None)
-        return letters
+                judged = run_judgments.get(request_id(item, k))
+                if judged is None:
+                    states.append(JUDGE_FAILED)
+                    continue
+                letter = judged if judged in options else UNMATCHED
+            states.append(letter)
+        return states
+
+    def predictions(
+        self, item: Item, outputs: dict[str, ModelOutput], run_judgments: dict[str, Any]
+    ) -> list[str | None]:
+        """The letter of every rotation; None = unmatched, no output or judge failure."""
+        states = self.rotation_states(item, outputs, run_judgments)
+        return [None if s in UNREAD else s for s in states]
 
     def outcome(
         self, item: Item, outputs: dict[str, ModelOutput], run_judgments: dict[str, Any]
-    ) -> tuple[int | None, str, int]:
-        """(1 or 0, "", unmatched rotations), or (None, why, unmatched) for an excluded question.
-
-        One wrong rotation makes the question wrong; an unmatched rotation with no wrong one
-        leaves it out (never guessed)."""
-        predicted = self.predictions(item, outputs, run_judgments)
-        truth = [rotation(item, k)[1] for k in range(len(predicted))]
-        unmatched = sum(p is None for p in predicted)
-        if any(p is not None and p != t for p, t in zip(predicted, truth, strict=True)):
-            return 0, "", unmatched
+    ) -> Outcome:
+        """CircularEval: one wrong or unmatched rotation makes the question wrong; otherwise a
+        rotation with no output or a failed judge leaves it unknown (excluded)."""
+        states = self.rotation_states(item, outputs, run_judgments)
+        truth = [rotation(item, k)[1] for k in range(len(states))]
+        unmatched = states.count(UNMATCHED)
+        letters = [(s, t) for s, t in zip(states, truth, strict=True) if s not in UNREAD]
+        if any(s != t for s, t in letters):
+            return Outcome(0, unmatched=unmatched, matched_only=0)
         if unmatched:
-            ids = [request_id(item, k) for k in range(len(predicted))]
-            no_output = any(outputs.get(i) is None for i in ids)
-            return None, "no_output" if no_output else "unmatched", unmatched
-        return 1, "", unmatched
+            return Outcome(0, unmatched=unmatched)
+        if len(letters) < len(states):
+            return Outcome(None, NO_OUTPUT if NO_OUTPUT in states else JUDGE_FAILED)
+        return Outcome(1, matched_only=1)
 
     def item_scores(
         self,
@@ -204,14 +248,14 @@ class MMBench:
         judgments: list[dict[str, Any]],
         ctx: EvalContext,
     ) -> dict[str, list[float | None]]:
-        """Each question's CircularEval result per judging run (None = excluded); the test
-        split has no answers, so no scores."""
+        """Each question's CircularEval result per judging run, as in the official score
+        (None = excluded); the test split has no answers, so no scores."""
         if any(item.data.get("answer") is None for item in items):
             return {}
         scores: dict[str, list[float | None]] = {}
         for item in items:
             for run_judgments in judgments or [{}]:
-                correct = self.outcome(item, outputs, run_judgments)[0]
+                correct = self.outcome(item, outputs, run_judgments).correct
                 scores.setdefault(item.id, []).append(None if correct is None else float(correct))
         return scores
 
@@ -229,19 +273,31 @@ class MMBench:
         failures: dict[str, int] = {}
         excluded: set[str] = set()
         per_run = []
-        unmatched_passes = 0
+        unmatched_questions: list[int] = []
+        unmatched_passes: list[int] = []
         for run_judgments in judgments or [{}]:
             groups: dict[str, list[int]] = {}
+            matched_only: list[int] = []
+            questions = passes = 0
             for item in items:
-                correct, reason, unmatched = self.outcome(item, outputs, run_judgments)
-                unmatched_passes += unmatched
-                if correct is None:
-                    failures[reason] = failures.get(reason, 0) + 1
+                outcome = self.outcome(item, outputs, run_judgments)
+                passes += outcome.unmatched
+                if outcome.correct is None:
+                    failures[outcome.reason] = failures.get(outcome.reason, 0) + 1
                     excluded.add(item.id)
                     continue
                 for group in ("overall", item.data["l2"], "leaf/" + item.data["category"]):
-                    groups.setdefault(group, []).append(correct)
-            per_run.append({g: sum(v) / len(v) * 100 for g, v in groups.items()})
+                    groups.setdefault(group, []).append(outcome.correct)
+                if outcome.matched_only is None:
+                    questions += 1  # wrong only because a rotation matched no option
+                else:
+                    matched_only.append(outcome.matched_only)
+            run = {g: sum(v) / len(v) * 100 for g, v in groups.items()}
+            if matched_only:
+                run[MATCHED_ONLY] = sum(matched_only) / len(matched_only) * 100
+            per_run.append(run)
+            unmatched_questions.append(questions)
+            unmatched_passes.append(passes)
         metrics, std = common.combine_runs(per_run)
         return BenchmarkResult(
             benchmark=self.name,
@@ -255,7 +311,10 @@ class MMBench:
             failures=failures,
             protocol=self.protocol(ctx),
             judge=common.judge_record(ctx),
-            extra={"unmatched_passes": unmatched_passes},
+            extra={
+                "unmatched_questions": unmatched_questions,  # per judging run, counted wrong
+                "unmatched_passes": unmatched_passes,  # rotations, per judging run
+            },
         )
 
     def _submission(self, items, outputs, judgments, ctx: EvalContext) -> BenchmarkResult:
@@ -266,12 +325,7 @@ class MMBench:
         for item in items:
             predicted = self.predictions(item, outputs, run_judgments)
             rows.extend(submission_rows(item, predicted, rotation))
-        target = Path(ctx.work_dir) / "mmbench_test_en_submission.tsv"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t")
-            writer.writeheader()
-            writer.writerows(rows)
+        files = write_submission(rows, Path(ctx.work_dir))
         unmatched = sum(1 for r in rows if not r["prediction"])
         return BenchmarkResult(
             benchmark=self.name,
@@ -282,7 +336,7 @@ class MMBench:
             failures={"unmatched_passes": unmatched} if unmatched else {},
             protocol=self.protocol(ctx),
             judge=common.judge_record(ctx),
-            extra={"submission": str(target)},
+            extra={**files, "note": SUBMISSION_NOTE.format(path=files["submission_xlsx"])},
         )
 
 
