@@ -172,7 +172,13 @@ def plugins(as_json: AsJson = False) -> None:
     if as_json:
         typer.echo(
             json.dumps(
-                {"registered": rows, "refused": found.refused, "blocked": found.blocked}, indent=2
+                {
+                    "registered": rows,
+                    "refused": found.refused,
+                    "clashes": list(found.clashes.values()),
+                    "blocked": found.blocked,
+                },
+                indent=2,
             )
         )
         return
@@ -185,6 +191,8 @@ def plugins(as_json: AsJson = False) -> None:
         typer.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     for message in found.refused:
         typer.echo(f"refused: {message}")
+    for message in found.clashes.values():
+        typer.echo(f"clash: {message}")
     if found.blocked:
         typer.echo(f"blocked by HARNESS_BLOCK_PLUGINS: {', '.join(found.blocked)}")
 

@@ -28,7 +28,7 @@ def placeholders(kind: str, name: str) -> dict[str, str]:
         "__DIST__": f"harness-{name}",
         "__PKG__": "harness_" + "_".join(words),
         "__CLASS__": "".join(w.capitalize() for w in words) + suffix,
-        "__ENTRY__": f"{kind}_" + "_".join(words),
+        "__ENTRY__": "harness_" + "_".join(words),  # the package's name: never a built-in's
         "__HOOK__": {"benchmark": "benchmarks", "backend": "backends", "judge": "judges"}[kind],
         "__HARNESS_VERSION__": __version__,
     }
@@ -70,9 +70,24 @@ def package_files(kind: str, name: str) -> dict[str, str]:
     return {path: render(text, values) for path, text in files.items()}
 
 
+def refuse_registered(kind: str, name: str) -> None:
+    """A new plugin may not take a name an installed plugin already registers: once both are
+    installed, every command using the name would stop on the clash."""
+    from harness.plugins import get_plugins
+
+    found = get_plugins()
+    if name in found.names(kind):
+        origin = found.origin(kind, name)
+        raise UserError(
+            f"a {kind} named {name!r} is already registered by {origin.package} "
+            f"({origin.plugin}): choose another name (e.g. my-{name})"
+        )
+
+
 def write_package(kind: str, name: str, folder: Path | None = None) -> Path:
     """Write the skeleton into `folder` (default ./harness-NAME); refuse a non-empty folder."""
     files = package_files(kind, name)
+    refuse_registered(kind, name)
     target = Path(folder) if folder is not None else Path(f"harness-{name}")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{target} already exists and is not an empty folder")

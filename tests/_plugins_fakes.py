@@ -122,3 +122,34 @@ class RedPlugin:
     @hookimpl
     def register_backends(register):
         register(RedBackend())
+
+
+class ClashingLora(FakeBackend):
+    """What `harness new backend lora` used to produce: a backend named like the built-in."""
+
+    name = "lora"
+
+
+class ClashingLoraPlugin:
+    @staticmethod
+    @hookimpl
+    def register_backends(register):
+        register(ClashingLora())
+
+
+class WrongArgumentPlugin:
+    """A hook whose argument is not the hook's: pluggy refuses it at registration."""
+
+    @staticmethod
+    @hookimpl
+    def register_backends(reg):
+        reg(FakeBackend())
+
+
+class MisspeltHookPlugin:
+    """`register_benchmark` (no s) is no hook: without a check it registers nothing silently."""
+
+    @staticmethod
+    @hookimpl
+    def register_benchmark(register):
+        register(FlakyBench())

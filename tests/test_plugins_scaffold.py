@@ -50,7 +50,7 @@ def test_skeleton_layout_and_entry_point():
         "tests/test_harness_my_bench.py",
     ]
     assert (
-        '[project.entry-points.harness]\nbenchmark_my_bench = "harness_my_bench.plugin"'
+        '[project.entry-points.harness]\nharness_my_bench = "harness_my_bench.plugin"'
         in (files["pyproject.toml"])
     )
     assert 'name = "my-bench"' in files["src/harness_my_bench/plugin.py"]
@@ -83,6 +83,8 @@ def test_skeletons_are_lint_clean(tmp_path, kind):
         (["benchmark", "Foo_x"], "error: invalid plugin name 'Foo_x': use lower-case letters"),
         (["widget", "foo"], "error: unknown plugin kind 'widget': expected one of benchmark"),
         (["judge", "foo", "--dir", "."], "error: . already exists and is not an empty folder"),
+        (["backend", "lora"], "error: a backend named 'lora' is already registered by lmm-harness"),
+        (["benchmark", "mmlu"], "error: a benchmark named 'mmlu' is already registered by"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
