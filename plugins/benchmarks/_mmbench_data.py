@@ -15,6 +15,8 @@ from harness.protocols import Item
 
 from . import _choices as choices
 from . import _common as common
+from . import _sources as sources
+from . import _xlsx as xlsx
 
 if TYPE_CHECKING:
     from harness.specs import DataSource
@@ -38,17 +40,45 @@ def missing(value: Any) -> bool:
     return value is None or str(value) in ("", "nan")
 
 
-def tsv_path(source: DataSource, split: str) -> Path:
+LAYOUTS = (
+    "an official TSV file (mmbench_dev_20230712.tsv, MMBench_DEV_EN.tsv, "
+    "mmbench_test_en_20231003.tsv, ...; base64 images in its `image` column)",
+    "a folder holding one English TSV of the split",
+    "a hub copy of MMBench (parquet files or a save_to_disk folder)",
+)
+
+
+def split_tsvs(root: Path, split: str) -> list[Path]:
+    """The English TSVs of `split` in a folder, under any of the official names."""
+    found = []
+    for path in sorted(root.glob("*.tsv")):
+        name = path.name.lower()
+        if name.startswith("mmbench") and f"_{split}" in name and "_cn" not in name:
+            found.append(path)
+    return found
+
+
+def tsv_path(source: DataSource, split: str) -> Path | None:
+    """The TSV to read, or None when the local folder is a hub copy instead."""
     if source.kind == "local" and source.path and source.path.endswith(".tsv"):
         path = Path(source.path).expanduser()
         if not path.is_file():
             raise UserError(f"mmbench: file {path} does not exist")
         return path
     root = common.source_dir(source, "mmbench")
-    path = root / f"mmbench_{split}_en.tsv"
-    if not path.is_file():
-        raise UserError(f"mmbench: {path} does not exist (split {split!r})")
-    return path
+    found = split_tsvs(root, split)
+    exact = root / f"mmbench_{split}_en.tsv"
+    if exact in found or len(found) == 1:
+        return exact if exact in found else found[0]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise UserError(f"mmbench: several {split} TSVs in {root} ({names}); pass the file itself")
+    if source.kind == "local" and sources.is_hub_copy(root):
+        return None
+    if split_tsvs(root, ""):
+        names = ", ".join(p.name for p in split_tsvs(root, ""))
+        raise UserError(f"mmbench: no TSV of split {split!r} in {root} (has {names})")
+    raise sources.no_layout("mmbench", root, LAYOUTS)
 
 
 def read_tsv(path: Path) -> list[dict[str, Any]]:
@@ -57,9 +87,12 @@ def read_tsv(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def write_image(data: Any, work_dir: Path, index: str, origin: str) -> str:
+def write_image(data: Any, work_dir: Path | None, index: str, origin: str) -> str | None:
+    """The image as a file in the work dir; with no work dir (a check) only its presence."""
     if missing(data):
         raise UserError(f"mmbench item {index} ({origin}): no image")
+    if work_dir is None:
+        return None
     if not isinstance(data, str):
         return common.save_hub_image(data, work_dir, "mmbench", index)
     try:
@@ -74,7 +107,7 @@ def write_image(data: Any, work_dir: Path, index: str, origin: str) -> str:
     return str(target)
 
 
-def make_item(row: dict[str, Any], split: str, work_dir: Path, origin: str) -> Item:
+def make_item(row: dict[str, Any], split: str, work_dir: Path | None, origin: str) -> Item:
     index = str(row.get("index"))
     options = {}
     for letter in OPTION_LETTERS:
@@ -107,22 +140,50 @@ def make_item(row: dict[str, Any], split: str, work_dir: Path, origin: str) -> I
     return Item(id=index, data=data, image=image)
 
 
-def load_rows(source: DataSource, split: str, work_dir: Path) -> list[Item]:
-    """Items of one split; rotated copies stored in legacy files are dropped (we rotate)."""
+def read_rows(source: DataSource, split: str) -> tuple[list[dict[str, Any]], str]:
+    """The split's rows and where they came from (a TSV, a hub id, or a local hub copy)."""
+    path = None if source.kind == "hub" else tsv_path(source, split)
+    if path is not None:
+        return read_tsv(path), str(path)
     if source.kind == "hub":
-        rows, origin = common.hub_rows(source, split), f"hub:{source.path}"
-    else:
-        path = tsv_path(source, split)
-        rows, origin = read_tsv(path), str(path)
+        return common.hub_rows(source, split), f"hub:{source.path}"
+    from harness.specs import DataSource
+
+    copy = DataSource(kind="hub", path=str(common.source_dir(source, "mmbench")), split=split)
+    return common.hub_rows(copy, split), str(copy.path)
+
+
+def load_rows(source: DataSource, split: str, work_dir: Path | None) -> list[Item]:
+    """Items of one split; rotated copies stored in legacy files are dropped (we rotate).
+
+    With `work_dir` None (a check) the rows are validated and no image is written."""
+    rows, origin = read_rows(source, split)
+    return items_of(rows, split, work_dir, origin)
+
+
+def items_of(
+    rows: list[dict[str, Any]], split: str, work_dir: Path | None, origin: str
+) -> list[Item]:
     seen = {str(r.get("index")) for r in rows}
-    items = []
+    kept = []
     for row in rows:
-        index = int(float(row["index"]))
+        try:
+            index = int(float(row["index"]))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{origin}: a row has no integer index: {row.get('index')!r}") from None
         if index >= CIRCULAR_OFFSET and str(index % CIRCULAR_OFFSET) in seen:
             continue
-        row = {**row, "index": index}
-        items.append(make_item(row, split, work_dir, origin))
-    return items
+        kept.append({**row, "index": index})
+    sources.refuse_duplicates((r["index"] for r in kept), origin, "index")
+    sources.refuse_oversized(
+        ((r["index"], prompt_text(r)) for r in kept), origin, "question (with hint and options)"
+    )
+    return [make_item(row, split, work_dir, origin) for row in kept]
+
+
+def prompt_text(row: dict[str, Any]) -> str:
+    parts = [row.get("hint"), row.get("question"), *(row.get(x) for x in OPTION_LETTERS)]
+    return "\n".join(str(p) for p in parts if not missing(p))
 
 
 def submission_rows(
@@ -147,3 +208,28 @@ def submission_rows(
         )
         rows.append(row)
     return rows
+
+
+# The columns LLaVA's convert_mmbench_for_submission.py keeps for the evaluation server: the
+# TSV's minus hint, category, source, image, comment and l2-category, with `prediction` after D.
+UPLOAD_COLUMNS = ("index", "question", "A", "B", "C", "D", "prediction", "split")
+UPLOAD_NAME = "mmbench_test_en_submission.xlsx"
+
+
+def write_submission(rows: list[dict[str, Any]], folder: Path) -> dict[str, str]:
+    """The prediction file the MMBench evaluation server takes (.xlsx, one row per rotation,
+    indices offset as its circular copies are), and the same rows as a TSV to read."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    upload = xlsx.write_xlsx(folder / UPLOAD_NAME, UPLOAD_COLUMNS, rows)
+    table = folder / "mmbench_test_en_submission.tsv"
+    with table.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    return {"submission": str(table), "submission_xlsx": str(upload)}
+
+
+def local_copy(source: DataSource) -> bool:
+    """A hub source that names a folder on this machine (a download or a save_to_disk)."""
+    return bool(source.path) and Path(str(source.path).partition(":")[0]).expanduser().is_dir()
