@@ -141,3 +141,16 @@ def test_width_adapts_headers():
     narrow = render_text(study_results(), width=60)
     assert "Conversation" in wide and "Conversation" not in narrow
     assert max(len(line) for line in narrow.splitlines()) <= 60
+
+
+def test_failed_items_of_many_cells_are_one_note_per_benchmark():
+    results = study_results()
+    failing = [c for c in results.cells if "mmbench" in c.benchmarks][:3]
+    assert len(failing) == 3
+    for n, cell in enumerate(failing, start=1):
+        bench = cell.benchmarks["mmbench"]
+        bench.n_failed, bench.failures = n, {"judge_error": n}
+    table = {t.key: t for t in build_tables(results)}["table3b"]
+    notes = [note for note in table.notes if "failed item" in note]
+    cells = ", ".join(f"{n} in {c.id}" for n, c in enumerate(failing, start=1))
+    assert notes == [f"mmbench: failed items excluded in 3 cells: {cells} (judge_error 6)"]

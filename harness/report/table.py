@@ -83,6 +83,24 @@ def text_value(text: Any) -> Value:
     return Value("-" if text is None else str(text), text)
 
 
+def _failures_note(bench: str, entries: list[Entry]) -> str | None:
+    """One line per benchmark and table for every cell's excluded items, reasons summed."""
+    failed = [(e.cell_id, e.n_failed.get(bench, 0)) for e in entries if e.n_failed.get(bench)]
+    if not failed:
+        return None
+    reasons: dict[str, int] = {}
+    for entry in entries:
+        for why, n in entry.failures.get(bench, {}).items():
+            reasons[why] = reasons.get(why, 0) + n
+    why = ", ".join(f"{k} {n}" for k, n in sorted(reasons.items()))
+    why = f" ({why})" if why else ""
+    if len(failed) == 1:
+        ((cell, n),) = failed
+        return f"{bench}: {n} failed item(s) excluded in {cell}{why}"
+    cells = ", ".join(f"{n} in {cell}" for cell, n in failed)
+    return f"{bench}: failed items excluded in {len(failed)} cells: {cells}{why}"
+
+
 def provenance_notes(entries: list[Entry], benchmarks: list[str]) -> list[str]:
     """Which judge and protocol produced the run's numbers, failures, and the marks' meaning."""
     notes: list[str] = []
@@ -107,16 +125,9 @@ def provenance_notes(entries: list[Entry], benchmarks: list[str]) -> list[str]:
         ]
         notes.append(f"{bench}: " + "; ".join(parts))
         used |= {mark for e in having for mark in e.flags(bench)}
-        for entry in having:
-            failed = entry.n_failed.get(bench, 0)
-            if failed:
-                reasons = ", ".join(
-                    f"{why} {n}" for why, n in sorted(entry.failures.get(bench, {}).items())
-                )
-                notes.append(
-                    f"{bench}: {failed} failed item(s) excluded in {entry.cell_id}"
-                    + (f" ({reasons})" if reasons else "")
-                )
+        failure_note = _failures_note(bench, having)
+        if failure_note:
+            notes.append(failure_note)
     if used:
         notes.append("   ".join(text for mark, text in LEGEND.items() if mark in used))
     if any(e.cost_estimated for e in runs):
