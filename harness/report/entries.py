@@ -30,6 +30,7 @@ class Entry:
     usd: float | None = None
     trainable_params: int | None = None
     total_params: int | None = None
+    stage2_steps: int | None = None  # optimizer steps stage 2 ran (None: not measured)
     cost_estimated: bool = False
     n_failed: dict[str, int] = field(default_factory=dict)
     failures: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -88,6 +89,7 @@ def from_cell(cell: CellResult) -> Entry:
         usd=cost.total_usd or None,
         trainable_params=stage2.trainable_params if stage2 and stage2.trainable_params else None,
         total_params=stage2.total_params if stage2 and stage2.total_params else None,
+        stage2_steps=stage2.steps if stage2 and stage2.steps else None,
         cost_estimated=cost.estimated,
         n_failed={name: b.n_failed for name, b in benchmarks.items()},
         failures={name: dict(b.failures) for name, b in benchmarks.items()},
