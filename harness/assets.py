@@ -2,22 +2,30 @@
 
 registry.toml's `[assets.NAME]` tables give `url`, `sha256`, `mirror` (the file's path inside an
 offline mirror folder) and optionally `extract = "python-string:VAR"` (the asset is the string
-VAR inside a Python source file). Verified files are cached under cache_dir("assets"); a file is
-only ever handed out after its sha256 matched the pin, so an asset is the official one or absent.
+VAR inside a Python source file). They are read from the registry as merged (the project's file
+with a user's `--registry FILE` over it), so a user's file that only adds hardware keeps the
+official assets. Verified files are cached under cache_dir("assets"); a file is only ever handed
+out after its sha256 matched the pin, so an asset is the official one or absent.
+
+Which assets a run uses is settled when it is planned (`resolve`): the sha256 of each one
+available, or None, goes into the keys of the steps of the benchmarks that read it, and the steps
+then use exactly those (`planned`), so results made with a fallback prompt are never reused once
+the official file is there, and the other way round.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import tomllib
 import urllib.request
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.atomic import write_atomic
 from harness.errors import UserError
-from harness.paths import cache_dir, default_registry_file
+from harness.paths import cache_dir
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,10 @@ class AssetSpec:
 
 
 def asset_specs(registry_file: Path | None = None) -> dict[str, AssetSpec]:
-    """The `[assets.*]` tables of the registry."""
-    path = Path(registry_file) if registry_file else default_registry_file()
-    try:
-        tables = tomllib.loads(path.read_text()).get("assets", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"cannot read assets from registry {path}: {exc}") from exc
+    """The `[assets.*]` tables of the registry as merged: the project's, `registry_file` over it."""
+    from harness.registry import load_registry
+
+    tables = load_registry(Path(registry_file) if registry_file else None).assets
     specs = {}
     for name, table in tables.items():
         missing = [k for k in ("url", "sha256", "mirror") if k not in table]
@@ -150,6 +156,63 @@ def available(
                 raise
             missing[name] = str(exc)
     return found, missing
+
+
+def resolve(
+    names: Iterable[str], mirror: Path | None = None, registry_file: Path | None = None
+) -> dict[str, str | None]:
+    """At planning: each asset's pinned sha256 when its verified file is available (cache,
+    mirror or download; it is cached then), None when it is not (the benchmark falls back)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    specs = asset_specs(registry_file)
+    found, _missing = available(wanted, mirror=mirror, registry_file=registry_file)
+    return {name: specs[name].sha256 if name in found else None for name in wanted}
+
+
+def plan_assets(
+    cells: Iterable[Any],
+    plugins: Any,
+    mirror: Path | None = None,
+    registry_file: Path | None = None,
+) -> dict[str, str | None]:
+    """`resolve` for every asset that a benchmark evaluated in `cells` reads."""
+    names = {
+        name
+        for cell in cells
+        for ev in cell.evals
+        for name in getattr(plugins.get("benchmark", ev.benchmark), "assets", ())
+    }
+    return resolve(names, mirror=mirror, registry_file=registry_file)
+
+
+def planned(
+    names: Iterable[str],
+    resolved: Mapping[str, str | None],
+    mirror: Path | None = None,
+    registry_file: Path | None = None,
+) -> dict[str, Path]:
+    """At run time: the verified files of the assets the plan found (and only those); one the
+    plan found that cannot be had now fails the step rather than change what it computes."""
+    specs = asset_specs(registry_file)
+    files = {}
+    for name in names:
+        sha256 = resolved.get(name)
+        if sha256 is None:
+            continue
+        spec = specs.get(name)
+        if spec is None or spec.sha256 != sha256:
+            raise UserError(
+                f"asset {name}: the registry's pin changed since the run was planned; run again"
+            )
+        try:
+            files[name] = fetch_one(spec, mirror)
+        except UserError as exc:
+            raise UserError(
+                f"asset {name} was available when the run was planned but is not now: {exc}"
+            ) from exc
+    return files
 
 
 def verify(mirror: Path | None = None, registry_file: Path | None = None) -> dict[str, str]:

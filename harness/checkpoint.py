@@ -46,7 +46,7 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str):
         plan.cells[cid] = cell.model_copy(update={"stage2": stage2, "evals": evals})
     from harness.dag import build_dag
 
-    plan.steps = build_dag(list(plan.cells.values()), plugins)
+    plan.steps = build_dag(list(plan.cells.values()), plugins, plan.assets)
     if not any(c.evals for c in plan.cells.values()):
         raise UserError(f"--model {model_ref}: no selected benchmark can evaluate this model")
     return plan

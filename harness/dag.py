@@ -2,12 +2,13 @@
 
 A step's key covers its own inputs, the plugin (name and version) that computes it, what it reads
 that the spec does not spell out (synthetic world and tiny foundation versions, local data
-content), and the keys of the steps it depends on, so any change upstream gives new keys
-downstream and nothing stale is reused.
+content, the sha256 of each protocol asset its benchmark reads), and the keys of the steps it
+depends on, so any change upstream gives new keys downstream and nothing stale is reused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +89,19 @@ def _with_unspecified(body: dict[str, Any], extra: dict[str, Any]) -> dict[str, 
     return {**body, "generated": extra} if extra else body
 
 
-def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
-    """All steps in dependency order; shared stage-1 steps appear once."""
+def build_dag(
+    cells: list[CellSpec], plugins: Plugins, assets: Mapping[str, str | None] | None = None
+) -> list[Step]:
+    """All steps in dependency order; shared stage-1 steps appear once.
+
+    `assets` maps each protocol asset the benchmarks read to the sha256 the run will use (None:
+    unavailable, the benchmark's own fallback); left out, it is resolved here from the project's
+    registry and the assets cache (harness.assets.plan_assets).
+    """
+    if assets is None:
+        from harness.assets import plan_assets
+
+        assets = plan_assets(cells, plugins)
     steps: dict[str, Step] = {}  # by key: cells that differ only downstream share a step
 
     def add(step: Step) -> Step:
@@ -171,6 +183,9 @@ def build_dag(cells: list[CellSpec], plugins: Plugins) -> list[Step]:
                 eval_generated["synthetic"] = SYNTHETIC_VERSION
             if content := source_content(ev.source):
                 eval_generated["data"] = content
+            if names := sorted(getattr(plugins.get("benchmark", bench), "assets", ())):
+                # what the benchmark's steps read: its official files, or its own fallbacks
+                eval_generated["assets"] = {name: assets.get(name) for name in names}
             g_key = sha256_of(
                 _with_unspecified(
                     {"spec": gen_spec, "deps": [s2.key], "plugin": bench, "version": b_version},

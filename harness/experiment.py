@@ -105,9 +105,12 @@ def build_plan(opts: Options, plugins: Plugins) -> Plan:
         raise UserError("the matrix has no cells")
     for bench in exp.data:
         plugins.get("benchmark", bench)
-    steps = build_dag(cells, plugins)
-    run_dir = Path(opts.out or Path("runs") / exp.name).resolve()
     mirror = opts.assets_mirror or os.environ.get("HARNESS_ASSETS_MIRROR") or None
+    from harness.assets import plan_assets
+
+    assets = plan_assets(cells, plugins, Path(mirror) if mirror else None, opts.registry)
+    steps = build_dag(cells, plugins, assets)
+    run_dir = Path(opts.out or Path("runs") / exp.name).resolve()
     store = Path(opts.store).resolve() if opts.store else run_dir / "store"
     experiment = exp.model_dump(mode="json")
     if axes:
@@ -120,4 +123,5 @@ def build_plan(opts: Options, plugins: Plugins) -> Plan:
         steps=steps,
         registry_file=str(Path(opts.registry).resolve()) if opts.registry else None,
         assets_mirror=str(Path(mirror).resolve()) if mirror else None,
+        assets=assets,
     )

@@ -27,6 +27,9 @@ class Plan:
     registry_file: str | None = None
     assets_mirror: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # protocol asset -> the sha256 its steps use (None: the benchmark's fallback), fixed when
+    # planned and part of the step keys; None for a plan saved before assets were planned
+    assets: dict[str, str | None] | None = None
 
     @property
     def store(self) -> Store:
@@ -56,6 +59,7 @@ class Plan:
             "registry_file": self.registry_file,
             "assets_mirror": self.assets_mirror,
             "options": self.options,
+            "assets": self.assets,
         }
         write_atomic(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
         return path
@@ -87,4 +91,5 @@ class Plan:
             registry_file=body.get("registry_file"),
             assets_mirror=body.get("assets_mirror"),
             options=body.get("options", {}),
+            assets=body.get("assets"),
         )

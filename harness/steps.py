@@ -37,11 +37,14 @@ def eval_context(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Pat
     assets: dict[str, Path] = {}
     names = tuple(getattr(bench, "assets", ()))
     if names:
-        from harness.assets import available
+        from harness.assets import available, planned
 
         mirror = Path(plan.assets_mirror) if plan.assets_mirror else None
         registry = Path(plan.registry_file) if plan.registry_file else None
-        assets, _missing = available(names, mirror=mirror, registry_file=registry)
+        if plan.assets is not None:  # exactly the assets the step keys were made with
+            assets = planned(names, plan.assets, mirror=mirror, registry_file=registry)
+        else:
+            assets, _missing = available(names, mirror=mirror, registry_file=registry)
     return EvalContext(
         eval=ev,
         assets=assets,

@@ -83,12 +83,12 @@ def test_download_extracts_the_python_string(tmp_path, upstream):
             f'sha256 = "{spec.sha256}"\n'
             'mirror = "mmvet/grader_prompt.txt"\n'
         )
-        path = assets.fetch(registry_file=registry)["mmvet-grader-prompt"]
+        path = assets.fetch(["mmvet-grader-prompt"], registry_file=registry)["mmvet-grader-prompt"]
         assert path.read_text() == prompt
         _Evaluator.body = b"prompt = 'tampered'\n"
         path.unlink()
         with pytest.raises(UserError, match="sha256 mismatch for http://127.0.0.1"):
-            assets.fetch(registry_file=registry)
+            assets.fetch(["mmvet-grader-prompt"], registry_file=registry)
     finally:
         server.shutdown()
 
