@@ -17,6 +17,7 @@ from . import _choices as choices
 from . import _common as common
 from . import _sources as sources
 from . import _xlsx as xlsx
+from ._sources import local_copy  # noqa: F401 (mmbench.py imports it from here)
 
 if TYPE_CHECKING:
     from harness.specs import DataSource
@@ -228,8 +229,3 @@ def write_submission(rows: list[dict[str, Any]], folder: Path) -> dict[str, str]
         writer.writeheader()
         writer.writerows(rows)
     return {"submission": str(table), "submission_xlsx": str(upload)}
-
-
-def local_copy(source: DataSource) -> bool:
-    """A hub source that names a folder on this machine (a download or a save_to_disk)."""
-    return bool(source.path) and Path(str(source.path).partition(":")[0]).expanduser().is_dir()

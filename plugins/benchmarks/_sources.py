@@ -69,6 +69,12 @@ def parquet_files(root: Path, split: str | None = None) -> list[Path]:
     return [p for p in found if p.name.startswith(f"{split}-") or p.parent.name == split]
 
 
+def local_copy(source: Any) -> bool:
+    """A hub source that names a folder on this machine (a download or a save_to_disk)."""
+    path = str(source.path or "").partition(":")[0]
+    return source.kind == "hub" and bool(path) and Path(path).expanduser().is_dir()
+
+
 def is_hub_copy(root: Path) -> bool:
     return is_saved_to_disk(root) or bool(parquet_files(root))
 

@@ -8,6 +8,7 @@ re-asked, then counted and excluded instead of being averaged in as (-1, -1).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
@@ -22,7 +23,9 @@ from harness.protocols import (
 )
 
 from . import _common as common
+from . import _llava_bench_data as data
 from . import _pairwise as pairwise
+from . import _sources as sources
 
 if TYPE_CHECKING:
     from harness.results import BenchmarkResult
@@ -74,46 +77,46 @@ class LlavaBench:
     # --- data ------------------------------------------------------------------------------------
 
     def load(self, source: DataSource, ctx: EvalContext) -> list[Item]:
-        if source.kind == "hub":
-            return self._load_hub(source, ctx)
-        root = common.source_dir(source, "llava-bench")
-        questions = common.read_jsonl(root / "questions.jsonl")
-        contexts = {row["image"]: row for row in common.read_jsonl(root / "context.jsonl")}
-        answers = {
-            str(row["question_id"]): row for row in common.read_jsonl(root / "answers_gpt4.jsonl")
-        }
         items = []
-        for row in questions:
-            qid = str(row["question_id"])
-            context = contexts.get(row["image"])
-            if context is None:
-                raise UserError(f"llava-bench item {qid}: no caption for image {row['image']}")
-            if qid not in answers:
-                raise UserError(f"llava-bench item {qid}: no reference answer")
-            caption = context["caption"]
+        for row in self._rows(source):
+            image = row["image"]
+            if not isinstance(image, str):  # a hub copy's embedded image
+                image = common.save_hub_image(image, ctx.work_dir, self.name, row["question_id"])
             items.append(
                 self._item(
-                    qid,
-                    row["text"],
+                    row["question_id"],
+                    row["question"],
                     row["category"],
-                    "\n".join(caption) if isinstance(caption, list) else caption,
-                    answers[qid]["text"],
-                    common.require_image(root / "images" / row["image"], self.name, qid),
+                    row["caption"],
+                    row["reference"],
+                    image,
                 )
             )
         return items
 
-    def _load_hub(self, source: DataSource, ctx: EvalContext) -> list[Item]:
-        items = []
-        for row in common.hub_rows(source, "train"):
-            qid = str(row["question_id"])
-            image = common.save_hub_image(row["image"], ctx.work_dir, self.name, qid)
-            items.append(
-                self._item(
-                    qid, row["question"], row["category"], row["caption"], row["gpt_answer"], image
-                )
-            )
-        return items
+    def check(self, source: DataSource, ctx: EvalContext) -> None:
+        """Layout, fields, ids, sizes and categories, with images found but not opened; the
+        synthetic set and remote hub ids are left to the steps."""
+        if source.kind == "synthetic" or source.kind == "hub" and not sources.local_copy(source):
+            return
+        for row in self._rows(source, with_images=False):
+            self._item(row["question_id"], row["question"], row["category"], "", "", None)
+
+    def _rows(self, source: DataSource, with_images: bool = True) -> list[dict[str, Any]]:
+        """Plain rows from the files, a hub id, or a local hub copy (images not read when
+        `with_images` is False)."""
+        if source.kind == "local":
+            root = common.source_dir(source, self.name)
+            if data.files_root(root) is not None or not sources.is_hub_copy(root):
+                return data.local_rows(root)
+            source = source.model_copy(update={"kind": "hub"})
+        elif source.kind == "synthetic":
+            return data.local_rows(common.source_dir(source, self.name))
+        if not with_images and sources.local_copy(source):
+            root = Path(str(source.path)).expanduser()
+            rows = sources.hub_columns(root, source.split or "train", data.HUB_COLUMNS)
+            return data.hub_rows(rows, str(root))
+        return data.hub_rows(common.hub_rows(source, "train"), f"hub:{source.path}")
 
     def _item(self, qid, question, category, caption, reference, image) -> Item:
         if category not in CATEGORIES:
