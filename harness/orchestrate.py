@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from harness.experiment import Options, build_plan
 from harness.plan import Plan
@@ -119,31 +118,10 @@ def plan_command(opts: Options, as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2, sort_keys=True, default=str))
         return 0
+    from harness.plan_table import plan_table
+
     console = Console()
-    table = Table(
-        "cell",
-        "hardware",
-        "steps",
-        "done",
-        "stage-2 GPU-h/node",
-        "est. $",
-        "judge $",
-        "mem/GPU GB",
-        title=f"plan: {len(rows['cells'])} cells",
-    )
-    for cell in rows["cells"]:
-        est = cell["estimate"]
-        table.add_row(
-            cell["id"],
-            cell["hardware"],
-            str(cell["steps"]),
-            str(cell["done"]),
-            _fmt(est.get("stage2_gpu_hours"), 2),
-            _fmt(est.get("total_usd"), 2),
-            _fmt(est.get("judge_usd"), 2),
-            _fmt(est.get("memory_gb_per_gpu"), 1) + (" !" if est.get("oom") else ""),
-        )
-    console.print(table)
+    console.print(plan_table(rows))
     parts = [f"{k} {v['total']} ({v['done']} done)" for k, v in rows["steps"].items()]
     console.print("steps: " + ", ".join(parts), highlight=False)
     _show_job_scripts(plan, plugins, console)
@@ -174,7 +152,3 @@ def _show_job_scripts(plan: Plan, plugins: Plugins, console: Console) -> None:
             markup=False,
             soft_wrap=True,
         )
-
-
-def _fmt(value: Any, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
