@@ -23,6 +23,8 @@ from harness.protocols import (
 )
 
 from . import _common as common
+from . import _mmvet_data as data
+from . import _sources as sources
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
 REASK_SUFFIX = "\nPredict the correctness of the answer (digit): "
@@ -98,22 +100,22 @@ class MMVet:
         }
 
     def load(self, source: DataSource, ctx: EvalContext) -> list[Item]:
-        if source.kind == "hub":
-            rows = []
-            for row in common.hub_rows(source, "test"):
-                qid = str(row["question_id"])
-                image = common.save_hub_image(row["image"], ctx.work_dir, self.name, qid)
-                rows.append((qid, row, image))
-        else:
-            root = common.source_dir(source, "mm-vet")
-            data = common.read_json(root / "mm-vet.json")
-            rows = [
-                (qid, row, common.require_image(root / "images" / row["imagename"], self.name, qid))
-                for qid, row in data.items()
-            ]
-        return [self._item(qid, row, image) for qid, row, image in rows]
+        items = []
+        for qid, row, image in data.read(source):
+            if not isinstance(image, str):  # a hub copy's embedded image
+                image = common.save_hub_image(image, ctx.work_dir, self.name, qid)
+            items.append(self._item(qid, row, image))
+        return items
 
-    def _item(self, qid: str, row: dict[str, Any], image: str) -> Item:
+    def check(self, source: DataSource, ctx: EvalContext) -> None:
+        """Layout, fields, ids, sizes and capabilities, with images found but not opened; the
+        synthetic set and remote hub ids are left to the steps."""
+        if source.kind == "synthetic" or source.kind == "hub" and not sources.local_copy(source):
+            return
+        for qid, row, _ in data.read(source, with_images=False):
+            self._item(qid, row, None)
+
+    def _item(self, qid: str, row: dict[str, Any], image: str | None) -> Item:
         capability = row.get("capability")
         if isinstance(capability, str):  # some hub copies store "rec,ocr"
             capability = [c.strip() for c in capability.split(",") if c.strip()]

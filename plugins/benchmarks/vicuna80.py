@@ -26,6 +26,7 @@ from harness.protocols import (
 
 from . import _common as common
 from . import _pairwise as pairwise
+from . import _sources as sources
 
 if TYPE_CHECKING:
     from harness.results import BenchmarkResult
@@ -50,13 +51,17 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
         if "question_id" not in row or "category" not in row:
             raise UserError(f"{path}: a question lacks question_id or category: {str(row)[:80]}")
         row["text"] = question_text(row, str(path))
+    sources.refuse_duplicates((row["question_id"] for row in rows), str(path), "question_id")
+    sources.refuse_oversized(((row["question_id"], row["text"]) for row in rows), str(path))
     return rows
 
 
 def read_references(path: Path) -> dict[str, str]:
     """FastChat answers ({question_id, choices: [{turns}]}) or LLaVA's ({question_id, text})."""
     references = {}
-    for row in common.read_jsonl(path):
+    rows = common.read_jsonl(path)
+    sources.refuse_duplicates((row.get("question_id") for row in rows), str(path), "question_id")
+    for row in rows:
         if "choices" in row:
             text = row["choices"][0]["turns"][0]
         elif "text" in row:
@@ -64,6 +69,7 @@ def read_references(path: Path) -> dict[str, str]:
         else:
             raise UserError(f"{path}: answer {row.get('question_id')} has no text")
         references[str(row["question_id"])] = text
+    sources.refuse_oversized(references.items(), str(path), "reference answer")
     return references
 
 
@@ -127,6 +133,12 @@ class Vicuna80:
             )
             for row in questions
         ]
+
+    def check(self, source: DataSource, ctx: EvalContext) -> None:
+        """The question and reference files read and validated (they are small); the synthetic
+        set is left to the steps."""
+        if source.kind != "synthetic":
+            self.load(source, ctx)
 
     @staticmethod
     def _first(root: Path, names: Sequence[str], required: bool = True) -> Path | None:
