@@ -22,7 +22,16 @@ app = typer.Typer(
 )
 
 # Commands that live in their own modules; each has `register(app)`.
-COMMAND_MODULES = ("data", "merge", "assets", "judge_agreement", "report", "new", "calibrate")
+COMMAND_MODULES = (
+    "data",
+    "merge",
+    "assets",
+    "judge_agreement",
+    "report",
+    "new",
+    "calibrate",
+    "verify",
+)
 
 Matrix = Annotated[
     list[str] | None,

@@ -3,11 +3,16 @@
 Only manifests and step outputs are read, so a report can be rebuilt from any store without
 recomputing. Each cell's cost covers every step it depends on (shared stage-1 steps included):
 what reproducing that cell alone would cost.
+
+A run never makes a run folder's results worse: cells of earlier runs in the same folder that
+this plan does not have keep their place in results.json, so a new cell that fails (or a smaller
+matrix) does not remove scores already there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +20,7 @@ from pathlib import Path
 from harness import __version__
 from harness.cost import usd
 from harness.jobs import log_path
+from harness.judge_cost import add_judge_cost
 from harness.plan import Plan
 from harness.report.samples import item_scores_path, samples_path
 from harness.results import BenchmarkResult, CellResult, CostRecord, RunResults, TrainRecord
@@ -78,15 +84,8 @@ def collect(plan: Plan, summary: RunSummary | None = None) -> RunResults:
                 )
             elif step.kind == "generate":
                 cost.eval_gpu_hours += manifest.get("gpu_hours_per_node", 0.0)
-            elif step.kind == "judge":  # what the judgments cost, cache hits included
-                usage = manifest.get("usage", {})
-                cost.judge_prompt_tokens += int(usage.get("prompt_tokens", 0)) + int(
-                    usage.get("cached_prompt_tokens", 0)
-                )
-                cost.judge_completion_tokens += int(usage.get("completion_tokens", 0)) + int(
-                    usage.get("cached_completion_tokens", 0)
-                )
-                cost.judge_usd += manifest.get("judge_usd") or 0.0
+            elif step.kind == "judge":  # paid, saved by the cache, or price unknown
+                add_judge_cost(cost, manifest)
             elif step.kind == "score":
                 bench = BenchmarkResult.model_validate_json((folder / "result.json").read_text())
                 result.benchmarks[bench.benchmark] = bench
@@ -123,8 +122,25 @@ def _copy_samples(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def earlier_cells(path: Path, current: set[str]) -> list[CellResult]:
+    """Cells of the results.json at `path` that are not among `current` (unreadable: none)."""
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    kept = []
+    for raw in body.get("cells", []) if isinstance(body, dict) else []:
+        if isinstance(raw, dict) and raw.get("id") not in current:
+            try:
+                kept.append(CellResult.model_validate(raw))
+            except ValueError:
+                continue  # a cell from an older schema that no longer reads: not carried on
+    return kept
+
+
 def write_results(plan: Plan, summary: RunSummary | None = None) -> Path:
     results = collect(plan, summary)
     path = plan.run_dir / "results.json"
+    results.cells.extend(earlier_cells(path, set(plan.cells)))
     results.write(path)
     return path

@@ -136,12 +136,28 @@ def cluster_job() -> dict[str, str] | None:
 
 
 def run_step(plan, step, plugins) -> dict[str, Any]:
-    """Run one step into the store; return its manifest. Plugin failures name the plugin."""
-    from harness.steps import RUNNERS
+    """Run one step into the store; return its manifest. Plugin failures name the plugin.
+
+    The step's work folder is locked while it runs: a second process (an orphaned worker, a
+    cluster job requeued twice) is refused instead of training into the same folder."""
+    from harness import locks
 
     store = plan.store
     if store.done(step.key):
         return store.manifest(step.key)
+    handle = store.lock_step(step.key, step.id)
+    try:
+        if store.done(step.key):  # another process finished it just before we locked it
+            return store.manifest(step.key)
+        return _run_locked(plan, step, plugins)
+    finally:
+        locks.release(handle)
+
+
+def _run_locked(plan, step, plugins) -> dict[str, Any]:
+    from harness.steps import RUNNERS
+
+    store = plan.store
     work = store.begin(step.key, keep=step.kind in ("stage1", "stage2"))
     path = log_path(plan.run_dir, step.id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +181,9 @@ def run_step(plan, step, plugins) -> dict[str, Any]:
             if step.plugin is not None and step.plugin[1] in plugins.objects[step.plugin[0]]:
                 origin = plugins.origin(*step.plugin)
                 raise PluginError(step.plugin[1], origin.package, origin.version, exc) from exc
+            raise
+        except BaseException as exc:  # a signal: the work folder stays for the next run
+            log(f"stopped: {type(exc).__name__} {exc}")
             raise
         wall = time.perf_counter() - t0
         log(f"done in {wall:.1f}s")

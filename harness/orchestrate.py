@@ -43,17 +43,37 @@ def _report(run_dir: Path, console: Console) -> None:
 
 
 def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
+    """Run a checked plan. Nothing in the run folder is written before this point, and the run
+    folder and the store stay locked (released last, after any workers have stopped)."""
+    from harness import locks
     from harness.budget import spend_guard
     from harness.collect import write_results
-    from harness.runner import print_summary, run_plan
+    from harness.interrupts import Interrupted, raising_interrupted
+    from harness.runner import RunSummary, print_summary, run_plan
 
     check_judges(plan, plugins)
     budget = plan.experiment.get("budget_usd")
-    with plan.store.lock():
+    run_lock = (plan.run_dir / ".lock", f"run folder {plan.run_dir} is locked by another run")
+    with locks.holding(run_lock, plan.store.lock_target()):
         plan.save()
         guard = spend_guard(plan, budget) if budget is not None else None
-        summary = run_plan(plan, make_executor(plan, plugins), console, spend_guard=guard)
+        executor = make_executor(plan, plugins)
+        with raising_interrupted():
+            try:
+                summary = run_plan(plan, executor, console, spend_guard=guard)
+            except Interrupted as exc:  # came just before or after the walk itself
+                getattr(executor, "stop", lambda: None)()
+                summary = RunSummary(interrupted=exc.signum)
+                summary.reused = [s.id for s in plan.steps if plan.store.done(s.key)]
         path = write_results(plan, summary)
+    if summary.interrupted is not None:
+        console.print(
+            f"interrupted: {summary.finished} steps finished, "
+            f"{len(summary.in_flight)} in flight kept for resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 128 + summary.interrupted
     print_summary(plan, summary, console)
     _report(plan.run_dir, console)
     console.print(f"results: {path}", highlight=False, soft_wrap=True)

@@ -1,7 +1,9 @@
 """Walk the DAG on an executor: reuse finished steps, run ready ones, isolate failures.
 
 A failed step fails only the steps that depend on it; everything else completes, and the
-summary names each failure with the path of its log.
+summary names each failure with the path of its log. A stored step that fails the store's cheap
+check is named, set aside and run again. A signal (`Interrupted`) stops the executor's workers
+and ends the walk; steps in flight keep their work folders for the next run to resume.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rich.progress import (
 
 from harness.dag import KINDS
 from harness.errors import PluginError, UserError
+from harness.interrupts import Interrupted
 from harness.jobs import StepJob, log_path
 from harness.plan import Plan
 
@@ -36,10 +39,22 @@ class RunSummary:
     failed: dict[str, str] = field(default_factory=dict)  # step id -> one-line error
     skipped: dict[str, str] = field(default_factory=dict)  # step id -> failed dependency
     stopped: str | None = None  # why no more steps were launched (budget)
+    damaged: dict[str, str] = field(default_factory=dict)  # step id -> what was wrong
+    interrupted: int | None = None  # the signal that stopped the run
+    in_flight: list[str] = field(default_factory=list)  # steps running when it came
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped and self.stopped is None
+        return (
+            not self.failed
+            and not self.skipped
+            and self.stopped is None
+            and self.interrupted is None
+        )
+
+    @property
+    def finished(self) -> int:
+        return len(self.ran) + len(self.reused)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -54,19 +69,60 @@ def run_plan(
     console: Console | None = None,
     spend_guard: Callable[[], str | None] | None = None,
 ) -> RunSummary:
-    """Run every step not yet in the store; `spend_guard` may stop new launches (budget)."""
+    """Run every step not yet in the store; `spend_guard` may stop new launches (budget).
+
+    The executor is closed on the way out (its workers stopped at once on `Interrupted`)."""
     console = console or Console(stderr=True)
-    store = plan.store
     summary = RunSummary()
+    state = _reuse(plan, summary, console)
+    pending: list[Any] = []
+    try:
+        _walk(plan, executor, console, spend_guard, summary, state, pending)
+    except Interrupted as exc:
+        summary.interrupted = exc.signum
+        settled = set(state) | {s.id for s in pending}
+        summary.in_flight = [s.id for s in plan.steps if s.id not in settled]
+        _close(executor, stop=True)
+    else:
+        _close(executor, stop=False)
+    return summary
+
+
+def _close(executor: Any, stop: bool) -> None:
+    """Stop (interrupt) or shut down (normal end) an executor's workers, if it has any."""
+    method = getattr(executor, "stop" if stop else "close", None)
+    if method is not None:
+        method()
+
+
+def _reuse(plan: Plan, summary: RunSummary, console: Console) -> dict[str, str]:
+    """Finished steps to reuse; damaged ones are named, set aside and left to run again."""
+    store = plan.store
     state: dict[str, str] = {}
     for step in plan.steps:
-        if store.done(step.key):
+        problem = store.damage(step.key)
+        if problem is not None:
+            moved = store.set_aside(step.key)
+            summary.damaged[step.id] = problem
+            console.print(
+                f"[yellow]damaged[/yellow] {step.id}: {problem}; "
+                f"moved to {moved}, running it again",
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif store.step_dir(step.key).is_dir():
             state[step.id] = "done"
             summary.reused.append(step.id)
+    return state
+
+
+def _walk(plan, executor, console, spend_guard, summary, state, pending) -> None:
     # training first: no model is evaluated before every model is trained (a CPU 4-bit forward
     # breaks later 4-bit training in its process, and worker processes are reused)
     order = {kind: i for i, kind in enumerate(KINDS)}
-    pending = sorted((s for s in plan.steps if s.id not in state), key=lambda s: order[s.kind])
+    pending.extend(
+        sorted((s for s in plan.steps if s.id not in state), key=lambda s: order[s.kind])
+    )
     running: dict[str, Any] = {}
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -124,7 +180,6 @@ def run_plan(
                     state[sid] = "failed"
                     summary.failed[sid] = _one_line(exc)
                 progress.advance(task)
-    return summary
 
 
 def _launch(plan, executor, steps, running, progress, task, console) -> None:
@@ -151,6 +206,8 @@ def _resources(plan: Plan, step) -> dict[str, Any]:
         "step": step.id,
         "nodes": cell.hardware.nodes if training else 1,
         "gpus_per_node": cell.hardware.gpus_per_node if training else 1,
+        "hardware": cell.hardware.name,
+        "accelerator": cell.hardware.accelerator,
         "log": str(log_path(plan.run_dir, step.id)),
     }
 
