@@ -195,6 +195,19 @@ class ItemScoring(Protocol):
 
 
 @runtime_checkable
+class ReportColumns(Protocol):
+    """Optional for a benchmark: the metrics its own report table shows, in order.
+
+    `report_columns` maps a metric key of its BenchmarkResult to a column label, e.g.
+    {"acc": "Accuracy", "precision": "Precision", "f1": "F1", "yes_ratio": "Yes %"}. A benchmark
+    no study layout shows gets a table of its own in every report format, with these columns
+    (or, without them, its top-level metrics).
+    """
+
+    report_columns: dict[str, str]
+
+
+@runtime_checkable
 class SourceCheck(Protocol):
     """Optional for a benchmark: a cheap look at a data source before anything trains.
 

@@ -42,6 +42,8 @@ class BenchmarkResult(Model):
     protocol: dict[str, Any] = Field(default_factory=dict)  # includes "official": bool
     judge: dict[str, Any] | None = None  # {"name", "snapshot", "official"}
     extra: dict[str, Any] = Field(default_factory=dict)  # e.g. a submission file path
+    # metric -> column label for the benchmark's own report table (its `report_columns`)
+    columns: dict[str, str] = Field(default_factory=dict)
 
 
 class TrainRecord(Model):

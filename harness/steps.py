@@ -17,7 +17,7 @@ from harness.dag import Step
 from harness.errors import UserError
 from harness.plan import Plan
 from harness.plugins import Plugins
-from harness.protocols import EvalContext, ItemScoring, ModelOutput
+from harness.protocols import EvalContext, ItemScoring, ModelOutput, ReportColumns
 from harness.results import BenchmarkResult, TrainRecord
 from harness.specs import CellSpec, EvalSpec, sha256_of
 
@@ -205,6 +205,8 @@ def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
     ]
     judgments = [run["parsed"] for run in runs]
     result: BenchmarkResult = bench.score(items, outputs, judgments, ctx)
+    if isinstance(bench, ReportColumns) and not result.columns:
+        result.columns = dict(bench.report_columns)
     if runs:
         result.judge = runs[0]["judge"]
         for run in runs:  # judge-side failures the benchmark could not see as such

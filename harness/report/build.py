@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.report import layouts, layouts_cost
+from harness.report import layouts, layouts_cost, layouts_plugins
 from harness.report.entries import from_cell
 from harness.report.paper import paper_entries
 from harness.report.table import ReportTable
@@ -34,9 +34,13 @@ def build_tables(results: RunResults, *, with_paper: bool = False) -> list[Repor
         if table is not None:
             tables.append(table)
             covered |= COVERS.get(key, set())
-    for extra in (layouts_cost.generic(runs, covered), layouts_cost.failed_steps(results.cells)):
-        if extra is not None:
-            tables.append(extra)
+    generic = layouts_cost.generic(runs, covered)
+    if generic is not None:
+        tables.append(generic)
+    tables += layouts_plugins.plugin_tables(results.cells, runs, covered)
+    failed = layouts_cost.failed_steps(results.cells)
+    if failed is not None:
+        tables.append(failed)
     return tables
 
 
