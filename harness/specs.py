@@ -238,10 +238,14 @@ class JudgeSpec(Spec):
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     api_key_file: str | None = None
-    max_concurrency: int = 16
-    requests_per_minute: int | None = None
-    max_retries: int = 5
-    timeout_s: float = 120.0
+    max_concurrency: AtLeastOne = 16
+    requests_per_minute: AtLeastOne | None = None
+    max_retries: NonNegativeInt = 5
+    timeout_s: PositiveFloat = 120.0
+    # the share of a judge step's items that may fail in the judge (server down, timeouts,
+    # 5xx after retries) with the step still finished; above it the step fails and a rerun
+    # asks only for the missing items. 0: a score is only ever computed from complete judging
+    max_failed_share: float = Field(default=0.0, ge=0.0, le=1.0)
     options: dict[str, Any] = Field(default_factory=dict)
 
 

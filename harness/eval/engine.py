@@ -86,6 +86,38 @@ def prompt_token_ids(tokenizer: Any, req: GenerationRequest, image_tokens: int) 
     return prompt_ids(messages, tokenizer, req.template, image_tokens)
 
 
+def context_tokens(model: Any) -> int | None:
+    """The model's context window in tokens (its LLM's position limit), when its config says."""
+    config = getattr(model, "config", None)
+    text = getattr(config, "text_config", None) or config
+    limit = getattr(text, "max_position_embeddings", None)
+    return int(limit) if limit else None
+
+
+def refuse_overlong(
+    bundle: Any, features: ImageFeatures, requests: Sequence[GenerationRequest]
+) -> None:
+    """Refuse, with a count, prompts longer than the model's context before any batch runs:
+    a batch of them would ask for more memory than the step needs, or than the machine has."""
+    model, tokenizer, _ = _parts(bundle)
+    limit = context_tokens(model)
+    if limit is None:
+        return
+    over = []
+    for req in requests:
+        n_image = features.n_tokens(req.image) if req.image in features.cache else 0
+        n = len(prompt_token_ids(tokenizer, req, n_image))
+        if n > limit:
+            over.append((n, req.id))
+    if over:
+        n, rid = max(over)
+        raise UserError(
+            f"{len(over)} of {len(requests)} prompts are longer than the model's context of "
+            f"{limit} tokens (the longest, request {rid}, has {n}): shorten them or use a "
+            "model with a longer context"
+        )
+
+
 def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -177,6 +209,7 @@ def generate(
     model, _, processor = _parts(bundle)
     features = features or ImageFeatures(model, processor)
     features.ensure(requests)
+    refuse_overlong(bundle, features, requests)
     groups: dict[tuple, list[GenerationRequest]] = {}
     for req in requests:
         groups.setdefault((req.num_beams, req.max_new_tokens, req.temperature), []).append(req)

@@ -6,7 +6,8 @@ the context move to the continuation, and the continuation's tokens are
 `encode(context + continuation)[len(encode(context)):]`. When every continuation of a request is
 one token (MMLU's " A".." D"), one forward over the context scores them all; otherwise each
 continuation gets its own exact forward. Batches are right-padded, so padding never changes a
-logit under the causal mask.
+logit under the causal mask. A context too long for the model keeps its last tokens, as
+lm-evaluation-harness truncates: `(context + continuation)[-(max_length + 1):][:-1]`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from harness.eval.engine import context_tokens
 from harness.protocols import LoglikRequest, ModelOutput
 
 
@@ -74,13 +76,15 @@ def score_logliks(
 ) -> dict[str, ModelOutput]:
     model, tokenizer = bundle.model, bundle.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    limit = context_tokens(model)
     shared, separate = [], []  # (request, context ids, [continuation ids])
     for req in requests:
         pieces = [split_tokens(tokenizer, req.context, c) for c in req.continuations]
         contexts = {tuple(ctx) for ctx, _ in pieces}
         conts = [cont for _, cont in pieces]
         if len(contexts) == 1 and all(len(c) == 1 for c in conts) and pieces[0][0]:
-            shared.append((req, pieces[0][0], conts))
+            # lm-eval keeps the last max_length tokens of a context too long for the model
+            shared.append((req, pieces[0][0][-limit:] if limit else pieces[0][0], conts))
         else:
             separate.append((req, pieces))
     results: dict[str, ModelOutput] = {}
@@ -104,8 +108,12 @@ def score_logliks(
         for ctx, cont in pieces:
             if not ctx:  # an empty context is scored after the BOS token, as lm-eval does
                 ctx = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else pad_id]
-            rows.append(ctx + cont)
-            wanted.append(list(range(len(ctx) - 1, len(ctx) + len(cont) - 1)))
+            row, start = ctx + cont, 0
+            if limit and len(row) > limit + 1:  # lm-eval: (ctx + cont)[-(max_length + 1):][:-1]
+                start = len(row) - limit - 1
+                row = row[start:-1]
+            rows.append(row)
+            wanted.append(list(range(len(ctx) - 1 - start, len(ctx) + len(cont) - 1 - start)))
         values = []
         for start in range(0, len(rows), max(1, batch_size)):
             chunk = slice(start, start + batch_size)
