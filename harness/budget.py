@@ -10,9 +10,19 @@ from harness.errors import UserError
 
 
 def refuse_over_budget(plan: Any, budget_usd: float) -> None:
+    """Refuse a plan whose estimate passes the budget, or whose judge has no price."""
+    from harness.judge_estimate import unpriced_snapshots
     from harness.planner import estimate_plan
 
-    estimate = estimate_plan(plan)["_total"]["total_usd"]
+    unpriced = unpriced_snapshots(plan)
+    if unpriced:
+        name = unpriced[0]
+        raise UserError(
+            f"judge snapshot {name!r} has no price in the registry, so its cost is unknown and "
+            f"--budget-usd cannot be kept: give it one in a --registry file ([judges.{name}] "
+            "input_usd_per_mtok = ..., output_usd_per_mtok = ...); nothing was started"
+        )
+    estimate = estimate_plan(plan)["_total"]["total_usd"] or 0.0
     if estimate > budget_usd:
         raise UserError(
             f"the plan's estimated cost ${estimate:,.2f} exceeds --budget-usd "
@@ -68,15 +78,23 @@ def refuse_untrainable_cells(plan: Any) -> None:
 
 
 def measured_usd(plan: Any) -> float:
-    """Dollars spent so far by the plan's finished steps (GPU time at the cell's price)."""
+    """Dollars spent so far: the plan's finished steps' GPU time at the cell's price, and judge
+    dollars paid (answers served from the judge cache cost nothing). Judge steps that ran under
+    a budget count from the run's spend ledger, failed attempts included; others from their
+    manifests."""
+    from harness.judge_budget import SpendLedger, ledger_path
+    from harness.judge_cost import paid_usd
+
     store = plan.store
-    total = 0.0
+    ledger = SpendLedger(ledger_path(plan.run_dir)).paid_by_step()
+    total = sum(ledger.values())
     for step in plan.steps:
         if store.done(step.key):
             manifest = store.manifest(step.key)
             price = plan.cells[step.cell].hardware.usd_per_node_hour
             total += manifest.get("gpu_hours_per_node", 0.0) * price
-            total += manifest.get("judge_usd", 0.0) or 0.0
+            if step.kind == "judge" and step.key not in ledger:
+                total += paid_usd(manifest) or 0.0
     return total
 
 

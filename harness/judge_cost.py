@@ -64,3 +64,30 @@ def estimate_judge_usd(
 def format_usd(usd: float | None) -> str:
     """$1.23, or "unknown" for an unpriced snapshot."""
     return "unknown" if usd is None else f"${usd:,.2f}"
+
+
+def paid_usd(manifest: Mapping[str, Any]) -> float | None:
+    """What a finished judge step paid (cache hits not included); None when unpriced.
+
+    Manifests written before the paid/saved split hold the paid dollars in judge_usd_paid_now.
+    """
+    if "judge_usd_paid_now" in manifest:
+        return manifest["judge_usd_paid_now"]
+    return manifest.get("judge_usd")
+
+
+def add_judge_cost(cost: Any, manifest: Mapping[str, Any]) -> None:
+    """Add a judge step's manifest to a cell's CostRecord: tokens (cache hits included, they
+    are what the judging took), dollars paid, dollars saved by the cache, unknown prices."""
+    usage = manifest.get("usage", {})
+    cost.judge_prompt_tokens += int(usage.get("prompt_tokens", 0)) + int(
+        usage.get("cached_prompt_tokens", 0)
+    )
+    cost.judge_completion_tokens += int(usage.get("completion_tokens", 0)) + int(
+        usage.get("cached_completion_tokens", 0)
+    )
+    paid = paid_usd(manifest)
+    if paid is None:  # offline judges pay 0.0; None is a snapshot with no price
+        cost.judge_price_unknown = True
+    cost.judge_usd += paid or 0.0
+    cost.judge_usd_saved += manifest.get("judge_usd_saved") or 0.0

@@ -1,11 +1,13 @@
 """Run a benchmark's judge requests: cache first, the judge for the rest, the protocol's re-asks.
 
-judge_all() sends every uncached request of a round in one judge() call (so an API judge runs
-them concurrently), parses each answer with the benchmark's rule, and re-asks parse failures as
-the benchmark's retry_request() says until it returns None. A failed judge call (ok=False) is not
-re-asked here: the judge already retried it. What comes back is everything a score and a
-samples file need: parsed judgments, the final request/response per item, failure counts by
-reason, and token usage split into paid and served from the cache.
+judge_all() sends the uncached requests of a round in judge() calls of `batch_size` (so an API
+judge runs each batch concurrently), parses each answer with the benchmark's rule, and re-asks
+parse failures as the benchmark's retry_request() says until it returns None. A failed judge
+call (ok=False) is not re-asked here: the judge already retried it. Every batch's good answers
+go into the cache at once, so a judging that stops half-way (the budget, a dead server, a
+revoked key) keeps what it paid for and a rerun asks only for the rest. What comes back is
+everything a score and a samples file need: parsed judgments, the final request/response per
+item, failure counts by reason, and token usage split into paid and served from the cache.
 """
 
 from __future__ import annotations
@@ -15,12 +17,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import UserError
 from harness.judge_cache import JudgeCache
 from harness.judge_cost import judge_usd
 from harness.protocols import Benchmark, Judge, JudgeRequest, JudgeResponse
 
 JUDGE_ERROR = "judge_error"
 PARSE_FAILURE = "parse_failure"
+NOT_ASKED = "not asked: judging stopped after too many judge errors"
+
+
+class JudgeUnusable(UserError):
+    """The judge cannot answer anything (a rejected key, no permission): stop judging now.
+
+    A judge raises it from judge() instead of failing every item one by one; `answered` holds
+    the responses it did get before it stopped, so that judge_all can keep them in the cache.
+    """
+
+    def __init__(self, message: str, answered: Sequence[JudgeResponse] = ()):
+        super().__init__(message)
+        self.answered = list(answered)
+
+    def __reduce__(self):
+        """Picklable (message only), so it crosses from a worker process to the runner."""
+        return (JudgeUnusable, (str(self),))
 
 
 @dataclass
@@ -117,12 +137,23 @@ def judge_all(
     requests: Sequence[JudgeRequest],
     cache: JudgeCache | None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    batch_size: int | None = None,
+    before_batch: Callable[[JudgeUsage, list[JudgeRequest]], None] | None = None,
+    max_judge_errors: int | None = None,
 ) -> JudgeOutcome:
-    """Judge every request (cached, then asked, then re-asked on parse failure)."""
+    """Judge every request (cached, then asked, then re-asked on parse failure).
+
+    `before_batch(usage so far, next batch)` runs before each judge() call and may raise to
+    stop (the budget). Once more than `max_judge_errors` items failed in the judge, the rest
+    are not asked (they come back as judge errors): the step fails anyway, and a dead server
+    is not sent every remaining request with its retries.
+    """
     snapshot = judge.snapshot()
     outcome = JudgeOutcome(
         judge={"name": judge.name, "snapshot": snapshot, "official": bool(judge.official)}
     )
+    asker = _Asker(judge, snapshot, cache, outcome, batch_size, before_batch, max_judge_errors)
     seen: set[str] = set()
     for request in requests:
         if request.id in seen:
@@ -134,7 +165,7 @@ def judge_all(
     pending = [(r.id, r, 1) for r in requests]
     done = 0
     while pending:
-        responses = _answer(judge, snapshot, [r for _, r, _ in pending], cache, outcome.usage)
+        responses = asker.answer([r for _, r, _ in pending])
         next_round = []
         for (item_id, request, asks), response in zip(pending, responses, strict=True):
             parsed = benchmark.parse_judgment(request, response) if response.ok else None
@@ -154,6 +185,7 @@ def judge_all(
             )
             if failure:
                 outcome.failures[failure] += 1
+                asker.judge_errors += failure == JUDGE_ERROR
             done += 1
             if progress:
                 progress(done, len(requests))
@@ -162,33 +194,67 @@ def judge_all(
     return outcome
 
 
-def _answer(
-    judge: Judge,
-    snapshot: str,
-    requests: list[JudgeRequest],
-    cache: JudgeCache | None,
-    usage: JudgeUsage,
-) -> list[JudgeResponse]:
-    """Responses in order: cache hits, then one judge() call for all the misses."""
-    answers: list[JudgeResponse | None] = (
-        cache.get_many(snapshot, requests) if cache is not None else [None] * len(requests)
-    )
-    missing = [i for i, a in enumerate(answers) if a is None]
-    if missing:
-        asked = [requests[i] for i in missing]
-        fresh = list(judge.judge(asked))
+@dataclass
+class _Asker:
+    """Answers one round: cache hits, then the misses in batches, caching each batch at once."""
+
+    judge: Judge
+    snapshot: str
+    cache: JudgeCache | None
+    outcome: JudgeOutcome
+    batch_size: int | None
+    before_batch: Callable[[JudgeUsage, list[JudgeRequest]], None] | None
+    max_judge_errors: int | None
+    judge_errors: int = 0  # items finished as judge errors in earlier rounds
+
+    def answer(self, requests: list[JudgeRequest]) -> list[JudgeResponse]:
+        answers: list[JudgeResponse | None] = (
+            self.cache.get_many(self.snapshot, requests)
+            if self.cache is not None
+            else [None] * len(requests)
+        )
+        missing = [i for i, a in enumerate(answers) if a is None]
+        size = self.batch_size or len(missing) or 1
+        errors = self.judge_errors
+        for start in range(0, len(missing), size):
+            chunk = missing[start : start + size]
+            asked = [requests[i] for i in chunk]
+            if self.max_judge_errors is not None and errors > self.max_judge_errors:
+                fresh = [JudgeResponse(r.id, None, ok=False, error=NOT_ASKED) for r in asked]
+            else:
+                if self.before_batch is not None:
+                    self.before_batch(self.outcome.usage, asked)
+                fresh = self._ask(asked)
+            errors += sum(not f.ok for f in fresh)
+            for i, response in zip(chunk, fresh, strict=True):
+                answers[i] = response
+        out = [a for a in answers if a is not None]
+        for response in out:
+            if response.cached:
+                self.outcome.usage.add_response(response)
+        return out
+
+    def _ask(self, asked: list[JudgeRequest]) -> list[JudgeResponse]:
+        """One judge() call; its good answers are cached and its usage counted before return."""
+        try:
+            fresh = list(self.judge.judge(asked))
+        except JudgeUnusable as exc:
+            self._keep([r for r in exc.answered if r.ok], asked)
+            raise
         if len(fresh) != len(asked) or any(
             f.id != a.id for f, a in zip(fresh, asked, strict=False)
         ):
             raise RuntimeError(
-                f"judge {judge.name!r} answered {len(fresh)} of {len(asked)} requests "
+                f"judge {self.judge.name!r} answered {len(fresh)} of {len(asked)} requests "
                 "or out of order"
             )
-        for i, response in zip(missing, fresh, strict=True):
-            answers[i] = response
-        if cache is not None:
-            cache.put_many(snapshot, list(zip(asked, fresh, strict=True)))
-    out = [a for a in answers if a is not None]
-    for response in out:
-        usage.add_response(response)
-    return out
+        self._keep(fresh, asked)
+        return fresh
+
+    def _keep(self, fresh: list[JudgeResponse], asked: list[JudgeRequest]) -> None:
+        by_id = {r.id: r for r in asked}
+        for response in fresh:
+            self.outcome.usage.add_response(response)
+        if self.cache is not None:
+            pairs = [(by_id[f.id], f) for f in fresh if f.id in by_id]
+            self.cache.put_many(self.snapshot, pairs)

@@ -50,6 +50,8 @@ def plan_table(rows: dict[str, Any]) -> Table:
         for _, key, digits in COLUMNS:
             if key is None:
                 values.append(str(cell["steps" if not values else "done"]))
+            elif key in ("total_usd", "judge_usd") and est.get("judge_price_unknown"):
+                values.append("unknown")  # a judge with no price is never shown as $0
             else:
                 values.append(_fmt(est.get(key), digits))
         if est.get("oom"):

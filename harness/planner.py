@@ -137,12 +137,19 @@ def estimate_plan(plan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     judge = judge_estimates(plan)
     total = {"gpu_usd": 0.0, "judge_usd": 0.0, "total_usd": 0.0}
+    unknown = False
     for cid, cell in plan.cells.items():
         est = estimate_cell(cell, eff)
-        est["judge_usd"] = judge.get(cid)
-        est["total_usd"] = (est.get("gpu_usd") or 0.0) + (est["judge_usd"] or 0.0)
+        est["judge_usd"] = judge.get(cid, 0.0)
+        if est["judge_usd"] is None:  # a judge with no price: unknown, never a partial sum
+            est["judge_price_unknown"] = unknown = True
+            est["total_usd"] = None
+        else:
+            est["total_usd"] = (est.get("gpu_usd") or 0.0) + est["judge_usd"]
         for key in total:
             total[key] += est.get(key) or 0.0
         out[cid] = est
+    if unknown:
+        total.update(judge_usd=None, total_usd=None, judge_price_unknown=True)
     out["_total"] = total
     return out

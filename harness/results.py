@@ -75,7 +75,9 @@ class CostRecord(Model):
     stage2_gpu_hours: float = 0.0
     eval_gpu_hours: float = 0.0
     gpu_usd: float = 0.0
-    judge_usd: float = 0.0
+    judge_usd: float = 0.0  # paid: answers served from the judge cache are not spend
+    judge_usd_saved: float = 0.0  # what the cached answers would have cost at the price
+    judge_price_unknown: bool = False  # a judge snapshot with no price: judge_usd is not all
     judge_prompt_tokens: int = 0
     judge_completion_tokens: int = 0
     total_usd: float = 0.0

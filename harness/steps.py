@@ -150,35 +150,10 @@ def read_generation(gen_dir: Path) -> tuple[dict[str, ModelOutput], dict[str, st
 
 
 def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
-    from harness.judge_cache import JudgeCache
-    from harness.judging import judge_all
+    """Judge one run of one benchmark; fails rather than finish incomplete (judge_step.py)."""
+    from harness.judge_step import run_judge_step
 
-    cell = plan.cells[step.cell]
-    bench = plugins.get("benchmark", step.spec["benchmark"])
-    ev = _eval_spec(cell, bench.name)
-    ctx, items = _load_items(plan, cell, bench, ev, work)
-    outputs, _ = read_generation(_dep_dirs(plan, step)["generate"])
-    judge = make_judge(plugins, cell, bench.name)
-    requests = bench.judge_requests(items, outputs, step.spec["run"], ctx)
-    log(f"{bench.name} run {step.spec['run']}: {len(requests)} judge requests")
-    outcome = judge_all(bench, judge, requests, JudgeCache(plan.store.judge_cache_path))
-    body = {
-        "judge": outcome.judge,
-        "parsed": outcome.judgments,
-        "records": {rid: rec.to_json() for rid, rec in outcome.records.items()},
-        "failures": outcome.failures,
-        "reasks": outcome.reasks,
-        "usage": outcome.usage.to_json(),
-    }
-    text = json.dumps(body, indent=1, sort_keys=True, default=str)
-    (work / "judgments.json").write_text(text + "\n")
-    prices = _prices(plan)
-    return {
-        "judge": outcome.judge,
-        "usage": body["usage"],
-        "judge_usd": outcome.usd(prices, include_cached=True),
-        "judge_usd_paid_now": outcome.usd(prices),
-    }
+    return run_judge_step(plan, step, plugins, work, log)
 
 
 def _prices(plan: Plan) -> dict[str, Any]:

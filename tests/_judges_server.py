@@ -4,13 +4,18 @@ It answers POST /v1/chat/completions (and /chat/completions) on 127.0.0.1 with a
 response, after `latency_s`. Tests script failures per request: `plan[marker]` is a list of
 behaviours consumed one per call by requests whose last message contains `marker`:
 
-    "ok" | "429" | "500" | "503" | "401" | "401echo" | "timeout" | "malformed" | "nochoices"
+    "ok" | "429" | "500" | "503" | "401" | "403" | "404" | "401echo" | "timeout" | "malformed"
+    | "nochoices"
 
 ("401echo" puts the Authorization header in the error message, as careless servers do.)
 
 It records what a test needs to check: total requests, the most requests in flight at once,
 calls per marker, and whether every request carried the expected bearer key (the key itself is
 never echoed in a response body).
+
+`die_after=N` kills the server as a crash would: after N answered requests the next one gets
+its connection closed without an answer and the listening socket closes (later requests are
+refused). A new server on the same `port` is the server back up.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class FakeChatServer:
         expected_key: str | None = None,
         retry_after: str = "0.05",
         stall_s: float = 2.0,
+        port: int = 0,
+        die_after: int | None = None,
     ):
         self.latency_s = latency_s
         self.reply = reply
@@ -50,8 +57,11 @@ class FakeChatServer:
         self.max_in_flight = 0
         self.bad_auth = 0
         self.bodies: list[dict[str, Any]] = []
+        self.die_after = die_after
+        self.answered = 0  # requests answered 200
+        self.dead = False
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -67,6 +77,16 @@ class FakeChatServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self.dead:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def _die(self) -> None:
+        """Stop serving and close the listening socket (from a thread of its own)."""
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -97,6 +117,14 @@ class FakeChatServer:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    dying = server.die_after is not None and server.answered >= server.die_after
+                    if dying and not server.dead:
+                        server.dead = True
+                        threading.Thread(target=server._die, daemon=True).start()
+                if dying:  # a crashed server answers nothing
+                    self.close_connection = True
+                    return
                 with server._lock:
                     server.requests += 1
                     server.in_flight += 1
@@ -129,6 +157,10 @@ class FakeChatServer:
                     self._send(int(behaviour), {"error": {"message": "server error"}})
                 elif behaviour == "401":
                     self._send(401, {"error": {"message": "invalid api key"}})
+                elif behaviour == "403":
+                    self._send(403, {"error": {"message": "no access to this model"}})
+                elif behaviour == "404":
+                    self._send(404, {"error": {"message": "no such model"}})
                 elif behaviour == "401echo":
                     auth = self.headers.get("Authorization", "")
                     self._send(401, {"error": {"message": f"invalid api key {auth}"}})
@@ -138,6 +170,8 @@ class FakeChatServer:
                     self._send(200, {"id": "x", "object": "chat.completion"})
                 else:
                     text = server.reply(messages)
+                    with server._lock:
+                        server.answered += 1
                     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
                     self._send(
                         200,

@@ -12,7 +12,7 @@ from harness_plugins.judges.openai_judge import OpenAIJudge
 from harness_plugins.judges.reference_judge import ReferenceJudge
 
 from harness.judge_cache import JudgeCache
-from harness.judging import judge_all
+from harness.judging import JudgeUnusable, judge_all
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_api_key_never_written_or_printed(server, tmp_path, capsys, caplog):
     logging.getLogger().addHandler(handler)
     caplog.set_level(logging.DEBUG)
     server.stall_s = 1.0
-    server.plan = {"item-0:": ["401echo"], "item-1:": ["500", "timeout"], "item-2:": ["429"]}
+    server.plan = {"item-0:": ["404"], "item-1:": ["500", "timeout"], "item-2:": ["429"]}
     try:
         judge = OpenAIJudge(openai_spec(server.base_url))
         cache = JudgeCache(run_dir / "judge_cache.sqlite")
@@ -145,11 +145,16 @@ def test_api_key_never_written_or_printed(server, tmp_path, capsys, caplog):
         samples.parent.mkdir()
         samples.write_text("".join(json.dumps(x) + "\n" for x in out.sample_lines("stub")))
         (run_dir / "outcome.json").write_text(json.dumps(out.usage.to_json()))
+        server.plan = {"item-5:": ["401echo"]}  # a server that echoes the key it refuses
+        with pytest.raises(JudgeUnusable) as refused:
+            judge_all(StubBenchmark(), judge, [pairwise_request(5)], cache)
+        print(refused.value)
+        (run_dir / "refused.txt").write_text(str(refused.value))
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
     assert out.failures["judge_error"] == 1
-    assert "***" in out.records["q0"].response.error  # the echoed key was scrubbed
+    assert "invalid api key Bearer ***" in caplog.text  # the echoed key was scrubbed
     written = [p for p in run_dir.rglob("*") if p.is_file()]
     assert len(written) >= 4
     for path in written:

@@ -10,7 +10,8 @@ from _judges_server import FakeChatServer
 from harness_plugins.judges.openai_judge import OpenAIJudge
 
 from harness.errors import UserError
-from harness.judging import judge_all
+from harness.judge_cache import JudgeCache
+from harness.judging import JudgeUnusable, judge_all
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_persistent_failures_come_back_failed_and_are_counted(server):
         "item-1:": ["500"] * 4,
         "item-2:": ["timeout"] * 4,
         "item-3:": ["malformed"] * 4,
-        "item-4:": ["401"],
+        "item-4:": ["404"],
     }
     judge = OpenAIJudge(openai_spec(server.base_url))
     outcome = judge_all(StubBenchmark(), judge, [pairwise_request(i) for i in range(6)], None)
@@ -88,8 +89,25 @@ def test_persistent_failures_come_back_failed_and_are_counted(server):
     assert errors["q1"].startswith("server_error after 4 attempt(s)")
     assert errors["q2"].startswith("timeout after 4 attempt(s)")
     assert errors["q3"].startswith("malformed_response after 4 attempt(s)")
-    assert errors["q4"].startswith("client_error: HTTP 401") and "not retried" in errors["q4"]
+    assert errors["q4"].startswith("client_error: HTTP 404") and "not retried" in errors["q4"]
     assert [server.calls[f"item-{i}:"] for i in range(5)] == [4, 4, 4, 4, 1]
+
+
+@pytest.mark.parametrize("status", ["401", "403"])
+def test_a_refused_key_stops_judging_at_once(server, status, tmp_path):
+    """A 401/403 is about the key, not the item: nothing more is sent, and judge_all raises
+    one line naming the status and the variable to check, keeping the answers it got."""
+    server.plan = {"item-2:": [status] * 10, "item-3:": [status] * 10}
+    cache = JudgeCache(tmp_path / "judge_cache.sqlite")
+    judge = OpenAIJudge(openai_spec(server.base_url, max_concurrency=1))
+    requests = [pairwise_request(i) for i in range(40)]
+    with pytest.raises(JudgeUnusable) as err:
+        judge_all(StubBenchmark(), judge, requests, cache, batch_size=8)
+    message = str(err.value)
+    assert f"HTTP {status}" in message and KEY_ENV in message and "\n" not in message
+    assert KEY not in message
+    assert server.requests == 3  # q0, q1 answered, q2 refused: nothing after it
+    assert len(cache) == 2  # what was answered is kept
 
 
 def test_missing_key_is_one_line_naming_the_variable(monkeypatch):

@@ -38,12 +38,15 @@ class Entry:
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
     cost_parts: dict[str, float] = field(default_factory=dict)  # phase -> USD
     primary: dict[str, str] = field(default_factory=dict)  # benchmark -> headline metric
+    judge_price_unknown: bool = False  # a judge with no price: `usd` leaves the judge out
+    judge_usd_saved: float = 0.0  # judge answers served from the cache (not spend)
 
     def score(self, benchmark: str, metric: str) -> float | None:
         return self.scores.get(benchmark, {}).get(metric)
 
     def flags(self, benchmark: str) -> str:
-        """'*' for a harness-own protocol, '†' for a judge that is not a GPT-4 model."""
+        """'*' for a harness-own protocol, '†' for a judge that is not a GPT-4 model, '‡' for
+        a score over incomplete judging (items the judge failed on, not the model)."""
         if self.source == "paper" or benchmark not in self.scores:
             return ""
         marks = ""
@@ -52,6 +55,8 @@ class Entry:
         judge = self.judges.get(benchmark)
         if judge is not None and not is_gpt4_judge(judge):
             marks += "†"
+        if self.failures.get(benchmark, {}).get("judge:judge_error", 0) > 0:
+            marks += "‡"
         return marks
 
 
@@ -97,6 +102,8 @@ def from_cell(cell: CellResult) -> Entry:
         protocols={name: {**b.protocol, "version": b.version} for name, b in benchmarks.items()},
         cost_parts=cost_parts(cell),
         primary={name: b.primary for name, b in benchmarks.items()},
+        judge_price_unknown=cost.judge_price_unknown,
+        judge_usd_saved=cost.judge_usd_saved,
     )
 
 

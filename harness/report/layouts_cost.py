@@ -61,7 +61,7 @@ def table4(runs: list[Entry], paper: list[Entry]) -> ReportTable | None:
             values.append(score_value(e.score("llava-bench", "overall"), e.flags("llava-bench")))
         values += [
             hours_value(e.gpu_hours, e.cost_estimated),
-            usd_value(e.usd, e.cost_estimated),
+            cost_value(e),
             params_value(e.trainable_params),
         ]
         table.rows.append(Row(values, e.source, e.cell_id))
@@ -73,7 +73,32 @@ def table4(runs: list[Entry], paper: list[Entry]) -> ReportTable | None:
         "GPU-h/node: stage-2 wall hours x GPUs / GPUs per node; cost: the cell's total dollars"
         + (" (paper rows: GPU-h x $13.63)" if table.has_paper_rows else ""),
     )
+    table.notes.extend(judge_cost_notes(runs))
     return table
+
+
+def cost_value(e: Entry) -> Value:
+    """The cell's dollars; 'unknown' when its judge has no price (never a judge-free sum)."""
+    if e.judge_price_unknown:
+        return Value("unknown", None)
+    return usd_value(e.usd, e.cost_estimated)
+
+
+def judge_cost_notes(runs: list[Entry]) -> list[str]:
+    """What the cost column leaves out: unpriced judges, answers the judge cache saved."""
+    notes = []
+    unknown = [e.cell_id or e.label for e in runs if e.judge_price_unknown]
+    if unknown:
+        notes.append(
+            f"cost unknown: the judge snapshot of {len(unknown)} cell(s) has no price in the "
+            "registry (add [judges.SNAPSHOT] prices with --registry)"
+        )
+    saved = sum(e.judge_usd_saved for e in runs)
+    if saved > 0:
+        notes.append(
+            f"judge answers served from the cache: ${saved:,.2f} saved, not counted as spend"
+        )
+    return notes
 
 
 def table5(runs: list[Entry], paper: list[Entry]) -> ReportTable | None:

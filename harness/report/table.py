@@ -9,7 +9,11 @@ from typing import Any
 
 from harness.report.entries import Entry, judge_text, protocol_text
 
-LEGEND = {"*": "* harness-own protocol (not the official one)", "†": "† judge is not a GPT-4 model"}
+LEGEND = {
+    "*": "* harness-own protocol (not the official one)",
+    "†": "† judge is not a GPT-4 model",
+    "‡": "‡ judging incomplete: items the judge failed on are left out (judge.max_failed_share)",
+}
 
 
 @dataclass

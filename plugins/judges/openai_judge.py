@@ -9,7 +9,9 @@ Requests run on at most `max_concurrency` threads, started no faster than
 `requests_per_minute`. 429s, 5xx, 408/409, timeouts, dropped connections and malformed bodies
 are retried `max_retries` times with exponential backoff and full jitter, honouring Retry-After
 (which pauses every worker). After the last retry the item comes back as a failed response
-(ok=False) with the reason; judge() never raises for one item.
+(ok=False) with the reason; judge() never raises for one item. A 401 or 403 is not about one
+item: the first one stops the judging (no further request is sent) and judge() raises
+JudgeUnusable with one line naming the status and the key to check (never the key itself).
 
 Options (JudgeSpec.options): backoff_base_s (1.0), backoff_max_s (60), max_retry_after_s (300),
 jitter_seed, max_tokens_param ("max_tokens" or "max_completion_tokens"), request_params (extra
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from harness.hookspecs import hookimpl
+from harness.judging import JudgeUnusable
 from harness.protocols import JudgeRequest, JudgeResponse
 
 from ._secrets import Secret, read_api_key
@@ -50,7 +53,15 @@ class RetryableError(Exception):
 
 
 class FatalError(Exception):
-    """One failed attempt that retrying cannot fix (400, 401, 403, 404, ...)."""
+    """One failed attempt that retrying cannot fix (400, 404, 422, ...)."""
+
+
+class AuthError(FatalError):
+    """401 or 403: no request will succeed with this key."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
 
 
 class OpenAIJudge:
@@ -71,6 +82,7 @@ class OpenAIJudge:
         self._limiter = RateLimiter(spec.requests_per_minute)
         self._secret: Secret | None = None
         self._client: Any = None
+        self._unusable: str | None = None  # why judging stopped (a 401/403), once it has
 
     def __repr__(self) -> str:
         return f"OpenAIJudge(snapshot={self._snapshot!r}, base_url={self.spec.base_url!r})"
@@ -104,7 +116,10 @@ class OpenAIJudge:
             return []
         workers = max(1, min(self.spec.max_concurrency, len(requests)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
-            return list(pool.map(self._judge_one, requests))
+            responses = list(pool.map(self._judge_one, requests))
+        if self._unusable is not None:
+            raise JudgeUnusable(self._unusable, answered=[r for r in responses if r.ok])
+        return responses
 
     # --- one item, with retries --------------------------------------------------------------
 
@@ -113,6 +128,8 @@ class OpenAIJudge:
         last: RetryableError | None = None
         for attempt in range(attempts):
             self._limiter.acquire()
+            if self._unusable is not None:  # another request met a 401/403: send nothing more
+                return self._failed(request, "not sent: the judge refused the key")
             try:
                 return self._call(request)
             except RetryableError as exc:
@@ -124,12 +141,35 @@ class OpenAIJudge:
                     "judge %s: %s; retry %d in %.2fs", request.id, exc.kind, attempt + 1, wait
                 )
                 time.sleep(wait)
+            except AuthError as exc:
+                if self._unusable is None:
+                    self._unusable = self._auth_message(exc)
+                return self._failed(request, f"{exc} (not retried)")
             except FatalError as exc:
                 return self._failed(request, f"{exc} (not retried)")
             except Exception as exc:  # a judge never raises for one item
                 return self._failed(request, f"unexpected {type(exc).__name__}: {exc}")
         assert last is not None
         return self._failed(request, f"{last.kind} after {attempts} attempt(s): {last.detail}")
+
+    def _auth_message(self, exc: AuthError) -> str:
+        """One line: the status, where the judge was asked, and which key to check."""
+        spec = self.spec
+        if spec.options.get("api_key_required", True) is False:
+            where = "the server wants a key: set options.api_key_required = true and a key"
+        elif spec.api_key_file:
+            where = f"check the API key in the file {spec.api_key_file}"
+        else:
+            where = f"check the API key in the environment variable {spec.api_key_env}"
+        if exc.status == 403:
+            where += f" and its access to the model {self._snapshot!r}"
+        server = spec.base_url or "api.openai.com"
+        name = "Unauthorized" if exc.status == 401 else "Forbidden"
+        message = (
+            f"judge {self.name!r} ({self._snapshot} at {server}) answered HTTP {exc.status} "
+            f"{name}: {where}; judging stopped"
+        )
+        return self._secret.scrub(message) if self._secret else message
 
     def _wait_before_retry(self, exc: RetryableError, attempt: int) -> float:
         if exc.wait_s is not None:
@@ -185,6 +225,8 @@ def _status_error(exc: Any) -> Exception:
     if status >= 500 or status in (408, 409):
         kind = "server_error" if status >= 500 else "timeout"
         return RetryableError(kind, detail, retry_after_seconds(exc.response.headers))
+    if status in (401, 403):
+        return AuthError(status, f"client_error: {detail}")
     return FatalError(f"client_error: {detail}")
 
 
