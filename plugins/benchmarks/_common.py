@@ -81,8 +81,8 @@ def hub_rows(source: DataSource, default_split: str) -> list[dict[str, Any]]:
     return [dict(row) for row in data]
 
 
-def saved_rows(root: Path, split: str) -> list[dict[str, Any]]:
-    """Rows of a folder written by `datasets`' save_to_disk (a DatasetDict or one split)."""
+def saved_split(root: Path, split: str) -> Any:
+    """One split of a folder written by `datasets`' save_to_disk (a DatasetDict or a split)."""
     import datasets
 
     data = datasets.load_from_disk(str(root))
@@ -90,7 +90,11 @@ def saved_rows(root: Path, split: str) -> list[dict[str, Any]]:
         if split not in data:
             raise UserError(f"{root}: saved dataset has no split {split!r} (has {list(data)})")
         data = data[split]
-    return [dict(row) for row in data]
+    return data
+
+
+def saved_rows(root: Path, split: str) -> list[dict[str, Any]]:
+    return [dict(row) for row in saved_split(root, split)]
 
 
 def save_hub_image(image: Any, work_dir: Path, benchmark: str, item_id: str) -> str:

@@ -83,13 +83,9 @@ def hub_columns(root: Path, split: str, columns: Sequence[str]) -> list[dict[str
     """The named columns of a local hub copy's split, without reading its images (a cheap
     look for `check`); a column the copy lacks is left out of the rows."""
     if is_saved_to_disk(root):
-        import datasets
+        from ._common import saved_split
 
-        data = datasets.load_from_disk(str(root))
-        if isinstance(data, datasets.DatasetDict):
-            if split not in data:
-                raise UserError(f"{root}: saved dataset has no split {split!r} (has {list(data)})")
-            data = data[split]
+        data = saved_split(root, split)
         keep = [c for c in columns if c in data.column_names]
         return data.select_columns(keep).to_list()
     import pyarrow.parquet as pq
