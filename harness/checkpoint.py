@@ -1,22 +1,179 @@
-"""`harness eval --model`: a plan whose cells evaluate an existing checkpoint, untrained."""
+"""`harness eval --model`: a plan whose cells evaluate an existing checkpoint, untrained.
+
+The cells and the results describe the checkpoint itself: its name (the folder's, or the hub id),
+its own parameter count (read from its weight files' headers, nothing loaded), method
+"checkpoint", and an experiment record of what the evaluation used — never the registry size
+that only served to build the cell, nor the default experiment's training settings.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
 from harness.experiment import Options, build_plan
 
+# Axes that describe an evaluation; the others (data mix, ranks, learning rates...) train
+EVAL_AXES = ("size", "method", "beam", "runs", "judge", "control", "hardware")
+# Experiment fields that describe an evaluation (the rest are training settings)
+EVAL_FIELDS = ("judge", "hardware", "executor", "budget_usd", "seed")
 
-def is_multimodal(model_ref: str) -> bool | None:
-    """True for a LLaVA checkpoint folder, False for a plain LM, None when it cannot be told."""
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint is, as far as reports need it."""
+
+    ref: str  # the folder (resolved) or hub id
+    name: str
+    params: int | None  # None when no weight file could be read
+    hidden_size: int | None
+    multimodal: bool | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "params": self.params,
+            "hidden_size": self.hidden_size,
+            "multimodal": self.multimodal,
+        }
+
+
+def _read_config(model_ref: str) -> dict[str, Any] | None:
     config = Path(model_ref) / "config.json"
     if not config.is_file():
         return None
-    body = json.loads(config.read_text())
+    try:
+        return json.loads(config.read_text())
+    except ValueError as exc:
+        raise UserError(f"{config} is not valid JSON: {exc}") from None
+
+
+def is_multimodal(model_ref: str) -> bool | None:
+    """True for a LLaVA checkpoint folder, False for a plain LM, None when it cannot be told."""
+    body = _read_config(model_ref)
+    if body is None:
+        return None
     return body.get("model_type") == "llava" or "vision_config" in body
+
+
+def _hidden_size(config: dict[str, Any] | None) -> int | None:
+    if not config:
+        return None
+    text = config.get("text_config") or config
+    value = text.get("hidden_size") or text.get("n_embd") or text.get("d_model")
+    return int(value) if value else None
+
+
+def safetensors_params(path: Path) -> int:
+    """Elements of every tensor in a safetensors file, from its JSON header alone."""
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    total = 0
+    for name, entry in header.items():
+        if name != "__metadata__":
+            count = 1
+            for dim in entry["shape"]:
+                count *= int(dim)
+            total += count
+    return total
+
+
+def folder_params(folder: Path) -> int | None:
+    """The parameters stored in a checkpoint folder's weight files (safetensors, else .bin)."""
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        return sum(safetensors_params(f) for f in files)
+    bins = sorted(folder.glob("pytorch_model*.bin"))
+    if not bins:
+        return None
+    import torch
+
+    total = 0
+    for path in bins:
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        total += sum(t.numel() for t in state.values() if hasattr(t, "numel"))
+    return total
+
+
+def _hub_params(repo: str) -> int | None:
+    """A hub model's parameters from its safetensors metadata (None offline or without it)."""
+    try:
+        from huggingface_hub import get_safetensors_metadata
+
+        counts = get_safetensors_metadata(repo).parameter_count
+    except Exception:  # noqa: BLE001 - offline, gated, no safetensors: the count is unknown
+        return None
+    return int(sum(counts.values()))
+
+
+def describe(ref: str) -> CheckpointInfo:
+    """Name, parameter count, width and kind of the checkpoint at `ref` (folder or hub id)."""
+    local = Path(ref)
+    if local.is_dir():
+        config = _read_config(ref)
+        params = folder_params(local)
+        name = local.name
+    else:
+        config, params, name = None, _hub_params(ref), ref
+    return CheckpointInfo(ref, name, params, _hidden_size(config), is_multimodal(ref))
+
+
+def _cell_id(name: str, old_id: str, old_size: str) -> str:
+    """The cell id with the checkpoint's name in place of the size that built the cell."""
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-") or "model"
+    return safe + old_id[len(old_size) :] if old_id.startswith(old_size) else f"{safe}_{old_id}"
+
+
+def _describe_cell(cell: Any, info: CheckpointInfo, evals: list[Any]) -> Any:
+    """The cell with the checkpoint as its model: its name, parameters and width."""
+    old = cell.model.size
+    size = old.model_copy(
+        update={
+            "name": info.name,
+            "llm": info.ref,
+            "hidden_size": info.hidden_size or old.hidden_size,
+            "params_b": (info.params or 0) / 1e9,
+            "placeholder": False,
+            "tiny": None,
+        }
+    )
+    axes = {k: v for k, v in cell.axes.items() if k in EVAL_AXES}
+    axes.update({"size": info.name, "method": "checkpoint"})
+    return cell.model_copy(
+        update={
+            "id": _cell_id(info.name, cell.id, str(cell.axes.get("size", old.name))),
+            "axes": axes,
+            "model": cell.model.model_copy(update={"size": size}),
+            "stage2": cell.stage2.model_copy(update={"checkpoint": info.ref}),
+            "evals": evals,
+        }
+    )
+
+
+def _experiment_record(plan: Any, info: CheckpointInfo) -> dict[str, Any]:
+    """What the evaluation used: the model, each benchmark's settings as run, the judge."""
+    exp = plan.experiment
+    evals = {e.benchmark: e for c in plan.cells.values() for e in c.evals}
+    record = {
+        "name": f"eval-{info.name}",
+        "kind": "eval",
+        "method": "checkpoint",
+        "model": info.to_json(),
+        "benchmarks": sorted(evals),
+        "evals": {name: evals[name].model_dump(mode="json") for name in sorted(evals)},
+        **{k: exp[k] for k in EVAL_FIELDS if k in exp},
+    }
+    matrix = {k: v for k, v in exp.get("matrix", {}).items() if k not in ("size", "method")}
+    if matrix:
+        record["matrix"] = matrix
+    return record
 
 
 def checkpoint_plan(opts: Options, plugins: Any, model_ref: str):
@@ -24,7 +181,8 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str):
     if (local.exists() or model_ref.startswith((".", "/"))) and not local.is_dir():
         raise UserError(f"--model {model_ref}: no such checkpoint folder")
     ref = str(local.resolve()) if local.is_dir() else model_ref
-    # one cell per checkpoint: the size only names it (the checkpoint's own config decides)
+    # one cell per checkpoint: the size only builds the cell (hardware, a tower for the spec);
+    # the checkpoint's own description replaces it below
     from harness.matrix import parse_matrix
 
     sizes = parse_matrix(opts.matrix).get("size")
@@ -32,21 +190,24 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str):
         m for m in opts.matrix if not m.startswith(("methods=", "method=", "sizes=", "size="))
     ]
     opts.matrix += ["methods=checkpoint", f"sizes={sizes[0]}" if sizes else "sizes=tiny-1m"]
+    info = describe(ref)
     if opts.out is None:
         opts.out = Path("runs") / f"eval-{Path(ref).name}"
     plan = build_plan(opts, plugins)
-    multimodal = is_multimodal(ref)
-    for cid, cell in list(plan.cells.items()):
-        stage2 = cell.stage2.model_copy(update={"checkpoint": ref})
+    cells = {}
+    for cell in plan.cells.values():
         evals = cell.evals
-        if multimodal is False:
+        if info.multimodal is False:
             evals = [
                 e for e in evals if plugins.get("benchmark", e.benchmark).modality == "language"
             ]
-        plan.cells[cid] = cell.model_copy(update={"stage2": stage2, "evals": evals})
+        described = _describe_cell(cell, info, evals)
+        cells[described.id] = described
+    plan.cells = cells
     from harness.dag import build_dag
 
     plan.steps = build_dag(list(plan.cells.values()), plugins, plan.assets)
     if not any(c.evals for c in plan.cells.values()):
         raise UserError(f"--model {model_ref}: no selected benchmark can evaluate this model")
+    plan.experiment = _experiment_record(plan, info)
     return plan

@@ -23,12 +23,14 @@ class ExistingCheckpoint:
     def train(
         self, cell: CellSpec, stage: str, inputs: dict[str, Path], out_dir: Path, log
     ) -> TrainRecord:
-        """Nothing trains: the step records which checkpoint the cell evaluates."""
+        """Nothing trains: the step records which checkpoint the cell evaluates, and its size."""
+        from harness.checkpoint import describe
         from harness.results import TrainRecord
 
         (out_dir / "checkpoint.txt").write_text(str(cell.stage2.checkpoint) + "\n")
         log(f"evaluating existing checkpoint {cell.stage2.checkpoint}")
-        return TrainRecord(stage=stage, method=self.name)
+        params = describe(str(cell.stage2.checkpoint)).params or 0
+        return TrainRecord(stage=stage, method=self.name, total_params=params)
 
     def load_model(self, model: ModelSpec, train: TrainSpec, stage1_dir: Path | None) -> Any:
         from harness.eval import load_model

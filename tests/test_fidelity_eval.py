@@ -1,0 +1,64 @@
+"""`harness eval --model` describes the model it evaluated, not the registry size behind it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _eval_fixtures import save, tiny_tokenizer
+from typer.testing import CliRunner
+
+from harness.eval.loading import EvalBundle
+
+pytestmark = pytest.mark.slow
+
+TRAINING_FIELDS = ("sizes", "methods", "mixes", "stage1", "stage2", "projector", "resolutions")
+TRAINING_FIELDS += ("eval", "data")  # the default experiment's, for benchmarks not evaluated
+
+
+def llama_of_its_own(folder):
+    """A LLaMA whose widths match no registry size (tiny-1m is 96 wide with 3 layers)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=40, intermediate_size=72, num_hidden_layers=3,
+        num_attention_heads=4, max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    save(EvalBundle(model, tokenizer, None), folder)
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_eval_names_counts_and_records_the_checkpoint_itself(tmp_path, monkeypatch):
+    from harness.cli import app
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HARNESS_ASSETS_MIRROR", raising=False)
+    params = llama_of_its_own(tmp_path / "my-llama-40")
+    out = tmp_path / "run"
+    args = ["eval", "--model", str(tmp_path / "my-llama-40"), "--benchmarks", "mmlu"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    (cell,) = results["cells"]
+    assert cell["id"] == "my-llama-40_checkpoint"
+    assert cell["axes"] == {"size": "my-llama-40", "method": "checkpoint"}
+    assert cell["model"]["size"] == "my-llama-40"
+    assert cell["model"]["params_b"] == params / 1e9  # its own count, not tiny-1m's 0.00062
+    stage2 = cell["train"]["stage2"]
+    assert stage2["method"] == "checkpoint" and stage2["total_params"] == params
+    assert cell["benchmarks"]["mmlu"]["n_items"] == 200
+    experiment = results["experiment"]
+    assert experiment["name"] == "eval-my-llama-40" and experiment["method"] == "checkpoint"
+    assert experiment["model"]["params"] == params
+    assert experiment["model"]["ref"] == str((tmp_path / "my-llama-40").resolve())
+    assert experiment["benchmarks"] == ["mmlu"]
+    (evaluated,) = experiment["evals"].values()  # each benchmark's settings as it ran
+    assert evaluated["benchmark"] == "mmlu" and evaluated["source"]["kind"] == "synthetic"
+    assert not set(TRAINING_FIELDS) & set(experiment)  # no training settings of `default`
+    report = CliRunner().invoke(app, ["report", str(out), "--format", "md"])
+    assert report.exit_code == 0, report.output
+    text = (out / "report" / "report.md").read_text()
+    assert "my-llama-40" in text and "tiny-1m" not in text
