@@ -35,6 +35,24 @@ def _maybe_fail(step: str) -> None:
         raise RuntimeError(f"injected failure in {step}")
 
 
+def _train_with_checkpoints(cell_id: str, out_dir: Path) -> None:
+    """With FAKE_CHECKPOINTS=N: N steps of FAKE_STEP_S seconds, a checkpoint after each, and a
+    resume from the last checkpoint in the work folder (as real training does)."""
+    total = int(os.environ.get("FAKE_CHECKPOINTS", "0"))
+    checkpoint = out_dir / "checkpoint.json"
+    start = json.loads(checkpoint.read_text())["step"] if checkpoint.is_file() else 0
+    if start:
+        _ledger(f"resume {cell_id} from {start}")
+    for step in range(start, total):
+        import time
+
+        time.sleep(float(os.environ.get("FAKE_STEP_S", "0")))
+        tmp = out_dir / "checkpoint.tmp"
+        tmp.write_text(json.dumps({"step": step + 1}))
+        tmp.replace(checkpoint)
+        _ledger(f"checkpoint {cell_id} {step + 1}")
+
+
 class FakeModel:
     def __init__(self, bias: int):
         self.bias = bias
@@ -57,6 +75,7 @@ class FakeBackend:
         _maybe_fail(f"{stage}/{cell.id}")
         _maybe_sleep()
         _ledger(f"{stage} {cell.id}")
+        _train_with_checkpoints(cell.id, out_dir)
         bias = int(cell.stage2.lr * 1e4) % 5 + cell.model.size.hidden_size % 3
         (out_dir / "model.json").write_text(json.dumps({"bias": bias}))
         return TrainRecord(

@@ -1,0 +1,125 @@
+"""SIGTERM or SIGINT to the main `harness run` process during stage 2: its workers stop with it,
+it says what it kept and exits 130/143, no process is left behind, and the rerun resumes the
+interrupted training from its last checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _core_fakes as fakes
+import psutil
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+CELLS = ("fake-a_fake_lr0.0001", "fake-a_fake_lr0.0002")
+
+
+@pytest.fixture
+def fake_cli(tmp_path):
+    """The fake plugins installed as a distribution, and the command that runs them."""
+    dist = tmp_path / "harness_fakes-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-fakes\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[harness]\nfakes = _core_fakes\n")
+    (tmp_path / "reg.toml").write_text(fakes.REGISTRY)
+    (tmp_path / "exp.toml").write_text(fakes.EXPERIMENT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{TESTS}",
+        "FAKE_LEDGER": str(tmp_path / "ledger"),
+        "FAKE_CHECKPOINTS": "60",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--config",
+        str(tmp_path / "exp.toml"),
+        "--registry",
+        str(tmp_path / "reg.toml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--matrix",
+        "sizes=fake-a",
+        "lr=1e-4,2e-4",
+    ]
+    return tmp_path, cmd, env
+
+
+def _checkpoints(ledger: Path) -> dict[str, int]:
+    """The last checkpoint each stage-2 cell wrote, from the fake backend's ledger."""
+    last: dict[str, int] = {}
+    if ledger.exists():
+        for line in ledger.read_text().splitlines():
+            if line.startswith("checkpoint "):
+                _, cell, step = line.split()
+                last[cell] = int(step)
+    return last
+
+
+def _group_members(pgids: set[int]) -> list[int]:
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) in pgids and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_to_main_stops_workers_and_rerun_resumes(fake_cli, signum, code):
+    tmp_path, cmd, env = fake_cli
+    ledger = tmp_path / "ledger"
+    proc = subprocess.Popen(
+        [*cmd, "--max-parallel", "2"],
+        env={**env, "FAKE_STEP_S": "0.25"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(_checkpoints(ledger)) == 2 and min(_checkpoints(ledger).values()) >= 2:
+            break  # both cells are training in their workers, each past a checkpoint
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    main = psutil.Process(proc.pid)
+    children = main.children(recursive=True)
+    workers = {c.pid for c in children if c.pid != proc.pid and os.getpgid(c.pid) == c.pid}
+    assert len(workers) == 2, "each worker leads its own process group"
+
+    proc.send_signal(signum)  # to the main process alone, not its group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    lines = [line for line in (out + err).splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1, out + err
+    assert lines == ["interrupted: 1 steps finished, 2 in flight kept for resume"]
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"left behind: {alive}"
+    assert not _group_members(workers)
+    kept = sorted(
+        json.loads(path.read_text())["step"]
+        for path in (tmp_path / "run" / "store" / "work").glob("*/checkpoint.json")
+    )
+    assert len(kept) == 2 and all(2 <= step < 60 for step in kept)  # stopped mid-training
+    for cell in CELLS:  # each worker unwound its step (its cleanup ran) before it exited
+        log = (tmp_path / "run" / "logs" / f"stage2__{cell}.log").read_text()
+        assert "stopped:" in log
+
+    ledger.write_text("")
+    done = subprocess.run(
+        cmd, env={**env, "FAKE_STEP_S": "0"}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    resumed = [line for line in ledger.read_text().splitlines() if line.startswith("resume ")]
+    assert sorted(int(line.split()[-1]) for line in resumed) == kept
+    assert {line.split()[1] for line in resumed} == set(CELLS)
