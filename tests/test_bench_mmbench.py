@@ -150,6 +150,33 @@ def test_item_scores_are_the_circular_results_behind_overall(tmp_path):
     assert result.metrics["overall"] == pytest.approx((100 / 3 + 200 / 3 + 50) / 3)
 
 
+def test_the_report_shows_unmatched_questions_beside_the_score(tmp_path):
+    from harness.report.entries import from_cell
+    from harness.report.layouts import table3b
+    from harness.results import CellResult
+
+    bench, ctx, items = load(tmp_path)
+    outputs = texts(
+        {
+            "0@0": "A", "0@1": "D", "0@2": "C", "0@3": "B",
+            "1@0": "B", "1@1": "B",
+            "2@0": "C", "2@1": "I cannot tell", "2@2": "A",
+        }
+    )  # fmt: skip
+
+    def row(judged):
+        result = bench.score(items, outputs, [judged], ctx)
+        cell = CellResult(id="c", axes={"size": "7b", "method": "lora"}, spec_sha256="0",
+                          benchmarks={"mmbench": result})  # fmt: skip
+        return table3b([from_cell(cell)], [])
+
+    table = row({"2@1": "Z"})
+    assert table.columns[-1] == "Unmatched" and table.rows[0].values[-1].raw == 1
+    assert table.rows[0].values[3].raw == pytest.approx(100 / 3)  # the official overall
+    assert any(note.startswith("Unmatched: questions wrong only") for note in table.notes)
+    assert "Unmatched" not in row({"2@1": "B"}).columns  # no column when none was unmatched
+
+
 def test_two_option_row_with_answer_c_names_the_item(tmp_path):
     bad = [{"index": "7", "question": "?", "A": "yes", "B": "no", "answer": "C",
             "category": "x", "l2-category": "coarse_perception"}]  # fmt: skip

@@ -38,6 +38,7 @@ class Entry:
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
     cost_parts: dict[str, float] = field(default_factory=dict)  # phase -> USD
     primary: dict[str, str] = field(default_factory=dict)  # benchmark -> headline metric
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # benchmark -> its extras
     judge_price_unknown: bool = False  # a judge with no price: `usd` leaves the judge out
     judge_usd_saved: float = 0.0  # judge answers served from the cache (not spend)
 
@@ -102,6 +103,7 @@ def from_cell(cell: CellResult) -> Entry:
         protocols={name: {**b.protocol, "version": b.version} for name, b in benchmarks.items()},
         cost_parts=cost_parts(cell),
         primary={name: b.primary for name, b in benchmarks.items()},
+        extra={name: dict(b.extra) for name, b in benchmarks.items() if b.extra},
         judge_price_unknown=cost.judge_price_unknown,
         judge_usd_saved=cost.judge_usd_saved,
     )

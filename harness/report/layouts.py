@@ -184,4 +184,30 @@ def table3b(runs: list[Entry], paper: list[Entry]) -> ReportTable | None:
         table.rows.append(_row(e, values))
     add_failed_column(table, entries, ("mmbench",))
     table.notes = provenance_notes(entries, ["mmbench"])
+    add_unmatched_column(table, entries)
     return table
+
+
+def unmatched_questions(entry: Entry) -> float | None:
+    """MMBench questions counted wrong because an answer matched no option (mean over runs)."""
+    counts = entry.extra.get("mmbench", {}).get("unmatched_questions")
+    if entry.source != "run" or not isinstance(counts, list) or not counts:
+        return None
+    return sum(counts) / len(counts)
+
+
+def add_unmatched_column(table: ReportTable, entries: list[Entry]) -> None:
+    """An 'Unmatched' column beside the score, only when some row had such questions."""
+    counts = [unmatched_questions(e) for e in entries]
+    if not any(counts):
+        return
+    table.columns.append("Unmatched")
+    table.short_columns.append("Unm")
+    for row, count in zip(table.rows, counts, strict=True):
+        text = "-" if count is None else f"{count:g}"
+        row.values.append(Value(text, count))
+    table.notes.append(
+        "Unmatched: questions wrong only because an answer matched no option (in some "
+        "rotation), counted wrong as upstream's CircularEval does (results.json's "
+        "diagnostic/overall_matched_only leaves them out)"
+    )
