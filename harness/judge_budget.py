@@ -4,9 +4,10 @@ Judge steps run side by side (worker processes, cluster jobs) and see only the r
 each one, before it sends anything, reserves its estimate in a small SQLite ledger in the run
 folder, and is refused when what was already spent, plus every running step's reservation, plus
 its own, would pass the budget. Then, before each request batch, it records what it has paid
-and stops once spend (with the others' unspent reservations) has reached the budget, so spend
-passes the budget by at most the batches in flight. Dollars paid stay in the ledger when a step
-fails, so judging that stopped half-way is still counted as spent.
+and stops when that batch's estimate would take spend (with the others' unspent reservations)
+past the budget; so spend passes the budget only by what the batches in flight cost beyond their
+estimates. Dollars paid stay in the ledger when a step fails, so judging that stopped half-way
+is still counted as spent.
 """
 
 from __future__ import annotations
@@ -125,11 +126,14 @@ class SpendLedger:
         with self._connect() as conn:
             conn.execute("UPDATE attempts SET paid_usd = ? WHERE id = ?", (paid_usd, attempt))
 
-    def check(self, attempt: int, step_id: str, budget: float, spent: float) -> None:
-        """Refuse (UserError) the next batch once spend and others' reservations reach it."""
+    def check(
+        self, attempt: int, step_id: str, budget: float, spent: float, batch_usd: float
+    ) -> None:
+        """Refuse (UserError) the next batch, estimated at `batch_usd`, when it would take spend
+        and the other steps' unspent reservations past the budget."""
         with self._connect() as conn:
             reserved = self._unspent_reservations(conn, attempt)
-        if spent + reserved >= budget:
+        if spent + reserved + batch_usd > budget + 1e-9:
             raise UserError(
                 f"{step_id}: judging stopped: ${spent:,.2f} spent"
                 + (f" and ${reserved:,.2f} reserved by other judge steps" if reserved else "")

@@ -152,10 +152,13 @@ class _BudgetGuard:
 
     def before_batch(self, usage: JudgeUsage, batch: list) -> None:
         from harness.budget import measured_usd
+        from harness.judge_estimate import requests_usd
 
         self.usage = usage  # judge_all's running total: finish() records its last batch
         self._record(usage)
-        self.ledger.check(self.attempt, self.step.id, self.budget, measured_usd(self.plan))
+        batch_usd = requests_usd(batch, self.snapshot, self.prices) or 0.0
+        spent = measured_usd(self.plan)
+        self.ledger.check(self.attempt, self.step.id, self.budget, spent, batch_usd)
 
     def finish(self) -> None:
         """Record the last batch's payment and release the reservation (also on failure)."""

@@ -44,6 +44,7 @@ class FakeChatServer:
         stall_s: float = 2.0,
         port: int = 0,
         die_after: int | None = None,
+        count_tokens: Callable[[str], int] = lambda text: len(text.split()),
     ):
         self.latency_s = latency_s
         self.reply = reply
@@ -58,6 +59,8 @@ class FakeChatServer:
         self.bad_auth = 0
         self.bodies: list[dict[str, Any]] = []
         self.die_after = die_after
+        self.count_tokens = count_tokens  # the usage it reports (words, unless told)
+        self.usage: list[tuple[int, int]] = []  # (prompt, completion) tokens of each answer
         self.answered = 0  # requests answered 200
         self.dead = False
         self._lock = threading.Lock()
@@ -172,7 +175,12 @@ class FakeChatServer:
                     text = server.reply(messages)
                     with server._lock:
                         server.answered += 1
-                    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+                    prompt_tokens = sum(
+                        server.count_tokens(str(m.get("content", ""))) for m in messages
+                    )
+                    completion_tokens = server.count_tokens(text)
+                    with server._lock:
+                        server.usage.append((prompt_tokens, completion_tokens))
                     self._send(
                         200,
                         {
@@ -189,8 +197,8 @@ class FakeChatServer:
                             ],
                             "usage": {
                                 "prompt_tokens": prompt_tokens,
-                                "completion_tokens": len(text.split()),
-                                "total_tokens": prompt_tokens + len(text.split()),
+                                "completion_tokens": completion_tokens,
+                                "total_tokens": prompt_tokens + completion_tokens,
                             },
                         },
                     )
