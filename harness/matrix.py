@@ -7,6 +7,7 @@ with one line, before anything trains.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,36 +26,53 @@ from harness.specs import (
     ModelSpec,
     TrainSpec,
 )
+from harness.validation import describe_error
 
 
-def _num(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
+def _int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An integer axis value in [low, high]; ValueError says what is wrong."""
+
+    def parse(text: str) -> int:
         try:
-            return kind(text)
+            value = int(text)
         except ValueError:
-            raise UserError(f"not a {kind.__name__}: {text!r}") from None
+            raise ValueError("must be an integer") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be >= {low}" if high is None else f"must be {low}..{high}")
+        return value
 
     return parse
+
+
+def _positive(text: str) -> float:
+    """A finite number > 0 (learning rates, alpha, epochs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("must be a finite number > 0")
+    return value
 
 
 # axis -> (aliases, parser). Axis values arrive as strings from the CLI.
 AXES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "size": (("sizes",), str),
     "method": (("methods",), str),
-    "res": (("resolution", "resolutions"), _num(int)),
+    "res": (("resolution", "resolutions"), _int(1)),
     "mix": (("mixes",), str),
     "projector": ((), str),
-    "rank": (("ranks",), _num(int)),
-    "alpha": ((), _num(float)),
-    "lr": (("lrs",), _num(float)),
-    "epochs": ((), _num(float)),
-    "steps": (("max_steps",), _num(int)),
-    "batch": (("global_batch",), _num(int)),
-    "zero": (("zero_stage",), _num(int)),
-    "nodes": ((), _num(int)),
-    "seed": (("seeds",), _num(int)),
-    "beam": (("beams",), _num(int)),
-    "runs": ((), _num(int)),
+    "rank": (("ranks",), _int(1)),
+    "alpha": ((), _positive),
+    "lr": (("lrs",), _positive),
+    "epochs": ((), _positive),
+    "steps": (("max_steps",), _int(1)),
+    "batch": (("global_batch",), _int(1)),
+    "zero": (("zero_stage",), _int(0, 3)),
+    "nodes": ((), _int(1)),
+    "seed": (("seeds",), _int(0)),
+    "beam": (("beams",), _int(1)),
+    "runs": ((), _int(1)),
     "judge": (("judges",), str),
     "control": ((), str),
     "hardware": ((), str),
@@ -68,17 +86,37 @@ def canonical_axis(name: str) -> str:
     return lookup(name, sorted(_ALIAS), "matrix axis")
 
 
+def parse_axis_values(axis: str, texts: list[str], where: str = "matrix axis") -> list[Any]:
+    """Each value parsed and range-checked; a bad or repeated one is named with its axis."""
+    values = []
+    for text in texts:
+        try:
+            value = AXES[axis][1](text.strip())
+        except ValueError as exc:
+            raise UserError(f"{where} {axis}={text.strip()}: {axis} {exc}") from None
+        if value in values:
+            raise UserError(f"{where} {axis}: the value {text.strip()!r} is given twice")
+        values.append(value)
+    return values
+
+
 def parse_matrix(args: list[str]) -> dict[str, list[Any]]:
     """["sizes=33b,65b", "methods=lora"] -> {"size": ["33b", "65b"], "method": ["lora"]}."""
     axes: dict[str, list[Any]] = {}
+    given: dict[str, str] = {}
     for arg in args:
         for part in arg.split():
             name, sep, values = part.partition("=")
             if not sep or not name or not values or "" in values.split(","):
                 raise UserError(f"malformed --matrix entry {part!r}: expected AXIS=V1,V2,...")
             axis = canonical_axis(name.strip())
-            parser = AXES[axis][1]
-            axes[axis] = [parser(v.strip()) for v in values.split(",")]
+            if axis in given:
+                raise UserError(
+                    f"matrix axis {axis!r} is given twice ({given[axis]} and {part}): "
+                    f"give its values once, as {axis}=V1,V2"
+                )
+            given[axis] = part
+            axes[axis] = parse_axis_values(axis, values.split(","), "--matrix")
     return axes
 
 
@@ -90,8 +128,13 @@ def experiment_axes(exp: ExperimentSpec) -> dict[str, list[Any]]:
     axes["mix"] = list(exp.mixes)
     for name, values in exp.axes.items():
         axis = canonical_axis(name)
-        axes[axis] = [AXES[axis][1](str(v)) for v in values]
+        axes[axis] = parse_axis_values(axis, [str(v) for v in values], "axes table:")
     return axes
+
+
+def merged_axes(exp: ExperimentSpec, overrides: dict[str, list[Any]] | None) -> dict[str, list]:
+    """The axes a matrix expands: the experiment's, with the CLI's replacing them."""
+    return {**experiment_axes(exp), **(overrides or {})}
 
 
 def cell_id(point: dict[str, Any], varying: set[str]) -> str:
@@ -110,7 +153,7 @@ def expand(
     overrides: dict[str, list[Any]] | None = None,
 ) -> list[CellSpec]:
     """Every cell of the experiment's matrix (CLI axes replace the experiment's)."""
-    axes = {**experiment_axes(exp), **(overrides or {})}
+    axes = merged_axes(exp, overrides)
     varying = {axis for axis, values in axes.items() if len(values) > 1}
     names = list(axes)
     cells = []
@@ -148,9 +191,7 @@ def _train_spec(layers: list[dict[str, Any]], what: str) -> TrainSpec:
     try:
         return TrainSpec.model_validate(merged)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"{what}: {where}: {err['msg']}") from None
+        raise UserError(f"{what}: {describe_error(exc, TrainSpec)}") from None
 
 
 def resolve_cell(
@@ -169,7 +210,7 @@ def resolve_cell(
             projector=point.get("projector", exp.projector),
         )
     except ValidationError as exc:
-        raise UserError(f"cell {cid}: {exc.errors()[0]['msg']}") from None
+        raise UserError(f"cell {cid}: {describe_error(exc, ModelSpec)}") from None
     if model.is_tiny:  # its foundation models are pretrained on the experiment's world
         model = model.model_copy(update={"foundation_seed": exp.seed})
 
@@ -247,7 +288,7 @@ def _eval_spec(
     try:
         return EvalSpec(benchmark=bench, source=source, **fields)
     except ValidationError as exc:
-        raise UserError(f"eval settings for {bench}: {exc.errors()[0]['msg']}") from None
+        raise UserError(f"eval settings for {bench}: {describe_error(exc, EvalSpec)}") from None
 
 
 def _mix(name: str, seed: int) -> DataMixSpec:
@@ -261,7 +302,9 @@ def _mix(name: str, seed: int) -> DataMixSpec:
         try:
             value = float(ratio) if ratio else 1.0
         except ValueError:
-            raise UserError(f"bad mix ratio in {name!r}") from None
+            raise UserError(f"mix {name!r}: the ratio {ratio!r} is not a number") from None
+        if not 0 < value <= 1:  # NaN fails too
+            raise UserError(f"mix {name!r}: the ratio must be in (0, 1], got {ratio}")
         return DataMixSpec(
             name=name,
             captions=world,

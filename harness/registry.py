@@ -6,7 +6,7 @@ a user adds a size or changes one price without copying the rest.
 
 from __future__ import annotations
 
-import tomllib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,10 @@ from pydantic import ValidationError
 
 from harness.errors import UserError
 from harness.paths import default_registry_file
-from harness.specs import ExperimentSpec, HardwareSpec, SizeSpec, TowerSpec
+from harness.specs import ExperimentSpec, HardwareSpec, SizeSpec, TowerSpec, TrainSpec
+from harness.validation import describe_error, did_you_mean, read_toml
+
+TABLES = ("sizes", "towers", "methods", "hardware", "judges", "assets", "experiments")
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -30,18 +33,11 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"registry file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"registry file {path} is not valid TOML: {exc}") from None
+    return read_toml(path, "registry file")
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else err["msg"]
+def _first_error(exc: ValidationError, model: type | None = None) -> str:
+    return describe_error(exc, model)
 
 
 @dataclass(frozen=True)
@@ -71,7 +67,8 @@ class Registry:
         try:
             return ExperimentSpec.model_validate({"name": name, **raw})
         except ValidationError as exc:
-            raise UserError(f"experiment {name!r} in the registry: {_first_error(exc)}") from None
+            why = _first_error(exc, ExperimentSpec)
+            raise UserError(f"experiment {name!r} in the registry: {why}") from None
 
 
 def lookup(name: str, known: dict[str, Any] | list[str], what: str) -> str:
@@ -92,17 +89,15 @@ def load_registry(extra: Path | None = None) -> Registry:
     if extra is not None:
         sources.append(Path(extra))
         raw = deep_merge(raw, _read_toml(Path(extra)))
-    unknown = set(raw) - {
-        "sizes",
-        "towers",
-        "methods",
-        "hardware",
-        "judges",
-        "assets",
-        "experiments",
-    }
-    if unknown:
-        raise UserError(f"registry: unknown table(s) {sorted(unknown)} in {sources[-1]}")
+    for name in raw:
+        if name not in TABLES:
+            hint = did_you_mean(name, list(TABLES))
+            raise UserError(f"registry {sources[-1]}: unknown table [{name}]{hint}")
+        body = raw[name]
+        if not isinstance(body, dict) or not all(isinstance(v, dict) for v in body.values()):
+            raise UserError(f"registry {sources[-1]}: [{name}] must hold tables, as [{name}.NAME]")
+    _check_methods(raw.get("methods", {}), sources[-1])
+    _check_prices(raw.get("judges", {}), sources[-1])
 
     def build(table: str, cls: type) -> dict[str, Any]:
         out = {}
@@ -111,7 +106,7 @@ def load_registry(extra: Path | None = None) -> Registry:
                 out[name] = cls.model_validate({"name": name, **body})
             except ValidationError as exc:
                 raise UserError(
-                    f"registry {sources[-1]}: [{table}.{name}] {_first_error(exc)}"
+                    f"registry {sources[-1]}: [{table}.{name}] {_first_error(exc, cls)}"
                 ) from None
         return out
 
@@ -125,3 +120,26 @@ def load_registry(extra: Path | None = None) -> Registry:
         experiments=raw.get("experiments", {}),
         sources=tuple(str(s) for s in sources),
     )
+
+
+def _check_methods(methods: dict[str, dict[str, Any]], source: Path) -> None:
+    """Every [methods.NAME] key is a training setting (a misspelt one would be ignored)."""
+    known = [f for f in TrainSpec.model_fields if f != "method"]
+    for name, body in methods.items():
+        for key in body:
+            if key not in known:
+                hint = did_you_mean(key, known)
+                raise UserError(f"registry {source}: [methods.{name}] unknown key {key!r}{hint}")
+
+
+def _check_prices(judges: dict[str, dict[str, Any]], source: Path) -> None:
+    """Judge prices are finite numbers >= 0 (a negative price would hide spend)."""
+    for name, body in judges.items():
+        for key, value in body.items():
+            if "usd" not in key:
+                continue
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value < 0:
+                raise UserError(
+                    f"registry {source}: [judges.{name}] {key} must be a number >= 0, got {value!r}"
+                )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,6 +19,14 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+
+from harness.errors import UserError
+
+# Ranges every setting must be in, so that bad values fail at once, not hours into a run.
+AtLeastOne = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class Spec(BaseModel):
@@ -56,9 +65,9 @@ class TowerSpec(Spec):
 
     name: str
     checkpoints: dict[int, str] = Field(default_factory=dict)  # resolution -> hub id / local path
-    hidden_size: int
-    resolutions: list[int] = [224]
-    patch_size: int = 14
+    hidden_size: AtLeastOne
+    resolutions: list[AtLeastOne] = [224]
+    patch_size: AtLeastOne = 14
     # tiny towers only: built from these, then pretrained on the synthetic world
     tiny: dict[str, Any] | None = None
 
@@ -77,8 +86,8 @@ class SizeSpec(Spec):
 
     name: str
     llm: str | None = None  # hub id or local path; None for tiny LLMs built from config
-    hidden_size: int
-    params_b: float  # total LLM parameters in billions (cost model, reports)
+    hidden_size: AtLeastOne
+    params_b: PositiveFloat  # total LLM parameters in billions (cost model, reports)
     tower: str = "clip-l14"
     placeholder: bool = False  # true when no public checkpoint exists (user must override llm)
     tiny: dict[str, Any] | None = None  # tiny LLM config (layers, heads, vocab...)
@@ -89,11 +98,11 @@ class ModelSpec(Spec):
 
     size: SizeSpec
     tower: TowerSpec
-    resolution: int = 224
+    resolution: AtLeastOne = 224
     projector: Literal["linear", "mlp2x_gelu"] = "linear"
     # Tiny sizes: the seed of the world whose foundation models (tokenizer, tower, LLM) to use,
     # the experiment's, so that a seed-N world is read by models pretrained on its own text.
-    foundation_seed: int = 0
+    foundation_seed: NonNegativeInt = 0
 
     @model_serializer(mode="wrap")
     def _omit_default_foundation_seed(self, handler: Any) -> dict[str, Any]:
@@ -144,29 +153,29 @@ class TrainSpec(Spec):
     method: str  # "projector" for stage 1; a backend name for stage 2
     lr: float = 1e-4
     schedule: Literal["linear", "cosine", "constant"] = "linear"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    epochs: float = 1.0
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.03
+    weight_decay: NonNegativeFloat = 0.0
+    epochs: PositiveFloat = 1.0
     global_batch: int = 64
     micro_batch: int = 4
-    max_length: int = 2048
-    max_steps: int | None = None  # caps the steps (tiny runs); None = epochs decide
+    max_length: AtLeastOne = 2048
+    max_steps: AtLeastOne | None = None  # caps the steps (tiny runs); None = epochs decide
     lora_rank: int | None = None
-    lora_alpha: float | None = None
-    lora_dropout: float = 0.05
+    lora_alpha: PositiveFloat | None = None
+    lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
     quantization: QuantSpec | None = None
     zero_stage: Literal[0, 1, 2, 3] | None = None
-    nodes: int | None = None  # nodes this stage trains on (None = the hardware's)
+    nodes: AtLeastOne | None = None  # nodes this stage trains on (None = the hardware's)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     gradient_checkpointing: bool = False
     checkpoint: str | None = None  # an existing model to evaluate (method "checkpoint")
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     @field_validator("lr")
     @classmethod
     def _lr_positive(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError(f"lr must be > 0, got {v}")
+        if not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"lr must be > 0 and finite, got {v}")
         return v
 
     @field_validator("lora_rank")
@@ -194,16 +203,23 @@ class DataSource(Spec):
     path: str | None = None  # local path or hub id
     split: str | None = None
     scale: Literal["small", "medium"] = "small"
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     @classmethod
     def parse(cls, text: str, seed: int = 0) -> DataSource:
-        """`synthetic`, `synthetic:medium`, `hub:org/name`, or a path."""
+        """`synthetic`, `synthetic:medium`, `hub:org/name`, or a path; UserError names `text`."""
+        text = text.strip()
         if text == "synthetic" or text.startswith("synthetic:"):
             scale = text.partition(":")[2] or "small"
+            if scale not in ("small", "medium"):
+                raise UserError(f"data source {text!r}: unknown scale {scale!r} (small, medium)")
             return cls(kind="synthetic", scale=scale, seed=seed)
         if text.startswith("hub:"):
-            return cls(kind="hub", path=text[4:], seed=seed)
+            if not text[4:].strip():
+                raise UserError(f"data source {text!r}: no dataset id after 'hub:'")
+            return cls(kind="hub", path=text[4:].strip(), seed=seed)
+        if not text:
+            raise UserError("data source '': expected PATH, hub:ID or synthetic")
         return cls(kind="local", path=text, seed=seed)
 
 
@@ -214,8 +230,8 @@ class DataMixSpec(Spec):
     captions: DataSource = DataSource()
     instructions: DataSource = DataSource()
     language: DataSource | None = None
-    language_ratio: float = 0.0  # language-only samples per instruction sample
-    seed: int = 0
+    language_ratio: NonNegativeFloat = 0.0  # language-only samples per instruction sample
+    seed: NonNegativeInt = 0
 
 
 # --- evaluation, judge, hardware, executor -------------------------------------------------------
@@ -254,12 +270,12 @@ class EvalSpec(Spec):
 
     benchmark: str
     source: DataSource = DataSource()
-    beam: int = 1
-    runs: int = 1  # judging repeats (not generation)
-    max_new_tokens: int | None = None  # None = the benchmark's protocol value
-    batch_size: int = 16
+    beam: AtLeastOne = 1
+    runs: AtLeastOne = 1  # judging repeats (not generation)
+    max_new_tokens: AtLeastOne | None = None  # None = the benchmark's protocol value
+    batch_size: AtLeastOne = 16
     split: str | None = None
-    shots: int | None = None
+    shots: NonNegativeInt | None = None
     # "shuffled-images": each request gets another request's image (a seeded permutation):
     # the control that shows a score comes from looking at the image
     control: Literal["none", "shuffled-images"] = "none"
@@ -269,11 +285,11 @@ class HardwareSpec(Spec):
     """What a node costs and can do."""
 
     name: str
-    gpus_per_node: int = 8
-    gpu_memory_gb: float = 80.0
-    usd_per_node_hour: float = 13.63
-    peak_tflops_bf16: float | None = None
-    nodes: int = 1
+    gpus_per_node: AtLeastOne = 8
+    gpu_memory_gb: PositiveFloat = 80.0
+    usd_per_node_hour: NonNegativeFloat = 13.63
+    peak_tflops_bf16: PositiveFloat | None = None
+    nodes: AtLeastOne = 1
     # "cpu": gpus_per_node counts CPU ranks (gloo), as on a laptop or a CPU-only cluster node
     accelerator: Literal["gpu", "cpu"] = "gpu"
 
@@ -292,8 +308,8 @@ class ExecutorSpec(Spec):
     name: str = "local"
     partition: str | None = None
     account: str | None = None
-    time_limit_min: int = 24 * 60
-    max_parallel: int = 1
+    time_limit_min: AtLeastOne = 24 * 60
+    max_parallel: AtLeastOne = 1
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -304,8 +320,8 @@ class ExperimentSpec(Spec):
     """A whole study: axes that expand into cells, and what each cell trains and evaluates."""
 
     name: str = "custom"
-    sizes: list[str]
-    methods: list[str] = ["lora"]
+    sizes: Annotated[list[str], Field(min_length=1)]
+    methods: Annotated[list[str], Field(min_length=1)] = ["lora"]
     resolutions: list[int] | None = None  # None = each tower's first resolution
     projector: Literal["linear", "mlp2x_gelu"] = "linear"
     mixes: list[str] = ["llava"]
@@ -320,8 +336,18 @@ class ExperimentSpec(Spec):
     stage2: dict[str, Any] = Field(default_factory=dict)
     eval: dict[str, Any] = Field(default_factory=dict)  # overrides for every EvalSpec
     axes: dict[str, list[Any]] = Field(default_factory=dict)  # extra matrix axes (rank, lr, beam..)
-    budget_usd: float | None = None
-    seed: int = 0
+    budget_usd: NonNegativeFloat | None = None
+    seed: NonNegativeInt = 0
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _benchmarks_once(cls, v: list[str]) -> list[str]:
+        twice = sorted({b for b in v if v.count(b) > 1})
+        if twice:
+            raise ValueError(f"benchmark {twice[0]!r} is named twice")
+        if "" in v:
+            raise ValueError("an empty benchmark name")
+        return v
 
 
 class CellSpec(Spec):

@@ -9,8 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,40 +31,20 @@ def _tree_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["plan", "--matrix", "colour=red"], "unknown matrix axis 'colour'"),
-        (["plan", "--matrix", "sizes=33x"], "unknown size '33x'; did you mean '33b'?"),
-        (["plan", "--matrix", "sizes"], "malformed --matrix entry 'sizes'"),
-        (["plan", "--matrix", "sizes=33b,"], "malformed --matrix entry 'sizes=33b,'"),
-        (["plan", "--matrix", "methods=lorra"], "unknown backend 'lorra'; did you mean 'lora'?"),
-        (["plan", "--matrix", "rank=0"], "lora_rank: Value error, LoRA rank must be >= 1"),
-        (["plan", "--matrix", "lr=-1e-4"], "lr must be > 0"),
-        (["plan", "--benchmarks", "mmvet"], "unknown benchmark 'mmvet'; did you mean 'mm-vet'?"),
-        (["plan", "--data", "llava-bench"], "malformed --data 'llava-bench'"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(args, message):
-    result = harness(*args)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
-
-
 def test_misspelt_key_in_config_and_wrong_type_in_registry(tmp_path):
     config = tmp_path / "exp.toml"
     config.write_text('sizes = ["7b"]\nmethod = ["lora"]\n')
     result = harness("plan", "--config", str(config))
     assert result.returncode == 2
     assert (
-        result.stderr.strip() == f"error: config {config}: method: Extra inputs are not permitted"
+        result.stderr.strip()
+        == f"error: config {config}: unknown key 'method'; did you mean 'methods'?"
     )
     registry = tmp_path / "reg.toml"
     registry.write_text('[sizes.7b]\nhidden_size = "wide"\n')
     result = harness("plan", "--registry", str(registry))
     assert result.returncode == 2
-    assert "[sizes.7b] hidden_size: Input should be a valid integer" in result.stderr
+    assert "[sizes.7b] hidden_size: must be an integer, got 'wide'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -170,11 +148,12 @@ def test_two_plugins_registering_one_name_is_an_error(tmp_path):
     (dup / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-dup\nVersion: 2.0\n")
     (dup / "entry_points.txt").write_text("[harness]\nzdup = dup_plugin\n")
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{Path(__file__).parent}"}
-    result = harness("plugins", env=env)
+    result = harness("plan", "--benchmarks", "fakebench", env=env)
     assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "error: two plugins register the benchmark 'fakebench': harness-fakes (fakes) and "
-        "harness-dup (zdup)"
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert (
+        "two plugins register the benchmark 'fakebench': harness-fakes (fakes) and "
+        "harness-dup (zdup)" in result.stderr
     )
 
 

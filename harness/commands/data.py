@@ -21,7 +21,14 @@ def register(app: typer.Typer) -> None:
         import json
 
         from harness.data.synthetic import write_world
+        from harness.errors import UserError
+        from harness.preflight import check_folder
 
+        if scale not in ("small", "medium"):
+            raise UserError(f"--scale {scale!r}: must be small or medium")
+        if seed < 0:
+            raise UserError(f"--seed {seed}: must be >= 0")
+        check_folder("--out", out)
         root = write_world(out, seed=seed, scale=scale)
         counts = json.loads((root / "world.json").read_text())["counts"]
         for name, count in sorted(counts.items()):

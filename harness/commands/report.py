@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         from harness.report.exports import load_results, to_json, write_report
         from harness.report.terminal import print_report
 
+        check_formats(format)
         if as_json:
             results = load_results(run_dir)
             typer.echo(to_json(results, build_tables(results, with_paper=with_paper)), nl=False)
@@ -69,3 +70,13 @@ def register(app: typer.Typer) -> None:
         console = make_console()
         for renderable in render_comparison(comparison, plain=not console.is_terminal):
             console.print(renderable)
+
+
+def check_formats(formats: list[str]) -> None:
+    """Refuse an unknown --format before anything is printed or written."""
+    from harness.errors import UserError
+    from harness.report.exports import FORMATS
+
+    for name in formats:
+        if name not in FORMATS:
+            raise UserError(f"--format {name!r}: choose from {', '.join(FORMATS)}")
