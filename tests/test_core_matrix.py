@@ -188,3 +188,25 @@ def test_only_score_steps_of_item_scoring_benchmarks_follow_what_score_writes(mo
     monkeypatch.setattr(dag, "SCORE_FILES", dag.SCORE_FILES + 1)
     changed = {sid for sid, key in keys().items() if before[sid] != key}
     assert changed == {f"score/{cell.id}/mmbench", f"score/{cell.id}/mmlu"}
+
+
+def test_extends_merges_table_by_table_and_replaces_lists(tmp_path):
+    """A config that extends `default` and sets one stage-2 value keeps the rest of the table."""
+    from harness.experiment import Options, build_plan
+
+    config = tmp_path / "exp.toml"
+    config.write_text(
+        'extends = "default"\nbenchmarks = ["mmlu"]\n[stage2.tiny]\nmax_steps = 7\n'
+        "[stage2.tiny.lora]\nlr = 5e-3\n[eval]\nbeam = 2\n"
+    )
+    opts = Options(config=config, matrix=["sizes=tiny-1m", "methods=lora,full"], out=tmp_path)
+    lora, full = build_plan(opts, get_plugins()).cells.values()
+    assert lora.stage2.max_steps == 7 and full.stage2.max_steps == 7  # the value set
+    assert lora.stage2.lr == 5e-3 and lora.stage2.lora_rank == 16  # a sub-table merged too
+    assert full.stage2.lr == 1e-3  # a sibling sub-table kept
+    tiny = (lora.stage2.global_batch, lora.stage2.max_length, lora.stage2.precision)
+    assert tiny == (16, 256, "fp32")  # the rest of [stage2.tiny] kept
+    assert lora.stage1.max_steps == 240  # other tables untouched
+    assert [e.benchmark for e in lora.evals] == ["mmlu"]  # a list replaces whole
+    assert (lora.evals[0].beam, lora.evals[0].batch_size) == (2, 32)  # [eval] merged
+    assert not list(tmp_path.glob("*/"))  # planning writes nothing
