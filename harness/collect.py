@@ -4,9 +4,10 @@ Only manifests and step outputs are read, so a report can be rebuilt from any st
 recomputing. Each cell's cost covers every step it depends on (shared stage-1 steps included):
 what reproducing that cell alone would cost.
 
-A run never makes a run folder's results worse: cells of earlier runs in the same folder that
-this plan does not have keep their place in results.json, so a new cell that fails (or a smaller
-matrix) does not remove scores already there.
+A run never makes a run folder's results worse: cells of earlier runs in the same folder keep
+their place in results.json when this plan does not have them (a smaller matrix) or when this
+run's cell of the same id did not finish and lacks some of their scores (a new setting that
+failed).
 """
 
 from __future__ import annotations
@@ -41,11 +42,21 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
-def collect(plan: Plan, summary: RunSummary | None = None) -> RunResults:
+def collect(
+    plan: Plan,
+    summary: RunSummary | None = None,
+    earlier: dict[str, CellResult] | None = None,
+    kept: list[str] | None = None,
+) -> RunResults:
+    """The plan's cells from the store. An `earlier` cell of the same id stays instead (its id
+    added to `kept`, its samples left as they are) when this run's cell did not finish and
+    lacks some of its scores: a new setting that failed does not remove earlier results."""
     store = plan.store
     index = plan.by_id()
+    earlier = earlier or {}
     cells = []
     for cid, cell in plan.cells.items():
+        scored: list[tuple[Path, str]] = []
         lineage = _lineage(plan, cid)
         result = CellResult(
             id=cid,
@@ -89,12 +100,16 @@ def collect(plan: Plan, summary: RunSummary | None = None) -> RunResults:
             elif step.kind == "score":
                 bench = BenchmarkResult.model_validate_json((folder / "result.json").read_text())
                 result.benchmarks[bench.benchmark] = bench
-                _copy_samples(
-                    folder / "samples.jsonl", samples_path(plan.run_dir, cid, bench.benchmark)
-                )
-                items = item_scores_path(plan.run_dir, cid, bench.benchmark)
-                items.unlink(missing_ok=True)  # a copy from an earlier score of this cell
-                _copy_samples(folder / "items.jsonl", items)
+                scored.append((folder, bench.benchmark))
+        old = earlier.get(cid)
+        if old is not None and set(old.benchmarks) - set(result.benchmarks):
+            if not all(store.done(index[sid].key) for sid in lineage):
+                cells.append(old)
+                if kept is not None:
+                    kept.append(cid)
+                continue
+        for folder, benchmark in scored:
+            _copy_score_samples(plan.run_dir, cid, folder, benchmark)
         gpu_hours = cost.stage1_gpu_hours + cost.stage2_gpu_hours + cost.eval_gpu_hours
         cost.gpu_usd = usd(gpu_hours, cell.hardware)
         cost.total_usd = cost.gpu_usd + cost.judge_usd
@@ -116,31 +131,41 @@ def _lineage(plan: Plan, cid: str) -> list[str]:
     return [s.id for s in plan.steps if cid in s.cells]
 
 
+def _copy_score_samples(run_dir: Path, cid: str, folder: Path, benchmark: str) -> None:
+    _copy_samples(folder / "samples.jsonl", samples_path(run_dir, cid, benchmark))
+    items = item_scores_path(run_dir, cid, benchmark)
+    items.unlink(missing_ok=True)  # a copy from an earlier score of this cell
+    _copy_samples(folder / "items.jsonl", items)
+
+
 def _copy_samples(src: Path, dst: Path) -> None:
     if src.is_file():
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
 
 
-def earlier_cells(path: Path, current: set[str]) -> list[CellResult]:
-    """Cells of the results.json at `path` that are not among `current` (unreadable: none)."""
+def earlier_cells(path: Path) -> list[CellResult]:
+    """The cells of the results.json at `path` (unreadable or of an older schema: none)."""
     try:
         body = json.loads(path.read_text())
     except (OSError, ValueError):
         return []
-    kept = []
+    cells = []
     for raw in body.get("cells", []) if isinstance(body, dict) else []:
-        if isinstance(raw, dict) and raw.get("id") not in current:
-            try:
-                kept.append(CellResult.model_validate(raw))
-            except ValueError:
-                continue  # a cell from an older schema that no longer reads: not carried on
-    return kept
+        try:
+            cells.append(CellResult.model_validate(raw))
+        except ValueError:
+            continue  # a cell from an older schema that no longer reads: not carried on
+    return cells
 
 
-def write_results(plan: Plan, summary: RunSummary | None = None) -> Path:
-    results = collect(plan, summary)
+def write_results(plan: Plan, summary: RunSummary | None = None) -> tuple[Path, list[str]]:
+    """Write results.json, keeping earlier cells this plan does not have and earlier scores
+    this run could not reproduce (see `collect`); also the ids of the latter."""
     path = plan.run_dir / "results.json"
-    results.cells.extend(earlier_cells(path, set(plan.cells)))
+    earlier = {cell.id: cell for cell in earlier_cells(path)}
+    kept: list[str] = []
+    results = collect(plan, summary, earlier, kept)
+    results.cells.extend(cell for cid, cell in earlier.items() if cid not in plan.cells)
     results.write(path)
-    return path
+    return path, kept

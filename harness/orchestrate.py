@@ -65,7 +65,7 @@ def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
                 getattr(executor, "stop", lambda: None)()
                 summary = RunSummary(interrupted=exc.signum)
                 summary.reused = [s.id for s in plan.steps if plan.store.done(s.key)]
-        path = write_results(plan, summary)
+        path, kept = write_results(plan, summary)
     if summary.interrupted is not None:
         console.print(
             f"interrupted: {summary.finished} steps finished, "
@@ -75,6 +75,12 @@ def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
         )
         return 128 + summary.interrupted
     print_summary(plan, summary, console)
+    for cid in kept:
+        console.print(
+            f"results.json keeps the earlier scores of {cid}: this run did not finish it",
+            highlight=False,
+            soft_wrap=True,
+        )
     _report(plan.run_dir, console)
     console.print(f"results: {path}", highlight=False, soft_wrap=True)
     return 0 if summary.ok else 1

@@ -65,6 +65,32 @@ def test_a_failed_new_cell_keeps_the_earlier_cells_scores(fake_env, monkeypatch)
         assert after[cid] == benchmarks
 
 
+def test_a_failed_new_setting_of_the_same_cell_keeps_its_earlier_scores(
+    fake_env, monkeypatch, capsys
+):
+    tmp_path, opts, _ = fake_env
+    assert run_command(opts("sizes=fake-a")) == 0
+    before = json.loads((tmp_path / "run" / "results.json").read_text())["cells"]
+    samples = tmp_path / "run" / "samples" / "fake-a_fake" / "fakebench.jsonl"
+    samples_before = samples.read_bytes()
+
+    with monkeypatch.context() as patch:  # same cell id, another lr: its stage 2 fails
+        patch.setenv("FAKE_FAIL", "stage2/")
+        assert run_command(opts("sizes=fake-a", "lr=5e-4")) == 1
+    assert (
+        "results.json keeps the earlier scores of fake-a_fake: this run did not finish it"
+        in capsys.readouterr().out
+    )
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["cells"] == before
+    assert samples.read_bytes() == samples_before
+
+    assert run_command(opts("sizes=fake-a", "lr=5e-4")) == 0  # finished: the new one counts
+    after = json.loads((tmp_path / "run" / "results.json").read_text())["cells"]
+    assert [c["id"] for c in after] == ["fake-a_fake"]
+    assert after[0]["spec_sha256"] != before[0]["spec_sha256"]
+    assert after[0]["benchmarks"]["fakebench"]["n_items"] == 4
+
+
 def test_bad_input_leaves_plan_and_results_untouched(fake_env):
     tmp_path, opts, _ = fake_env
     assert run_command(opts("sizes=fake-a")) == 0
