@@ -1,7 +1,9 @@
 """`harness calibrate RUN_DIR`: measured efficiency per method from finished runs, for the planner.
 
-Efficiency = the training FLOPs a cell did / (wall time x GPUs x peak). The planner then uses
-these instead of the study's Table 4 fit for the methods measured.
+Efficiency = the training FLOPs a cell did / (wall time x GPUs x peak), each cell with the peak
+of its own hardware (RUN_DIR/plan.json holds every cell's; a matrix over `hardware` mixes
+A100s and H100s). The planner then uses these instead of the study's Table 4 fit for the
+methods measured.
 """
 
 from __future__ import annotations
@@ -15,10 +17,27 @@ from harness.planner import FLOPS_PER_PARAM_TOKEN, calibration_file
 from harness.results import RunResults
 
 
-def measured_efficiency(results: RunResults) -> dict[str, list[float]]:
-    peak = results.hardware.get("peak_tflops_bf16")
+def cell_peaks(run_dir: Path) -> dict[str, float | None]:
+    """Each cell's hardware peak (TFLOPS, bf16) from RUN_DIR/plan.json; {} without one."""
+    try:
+        cells = json.loads((Path(run_dir) / "plan.json").read_text()).get("cells", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {
+        cid: (cell.get("hardware") or {}).get("peak_tflops_bf16")
+        for cid, cell in cells.items()
+        if isinstance(cell, dict)
+    }
+
+
+def measured_efficiency(
+    results: RunResults, peaks: dict[str, float | None] | None = None
+) -> dict[str, list[float]]:
+    """Efficiencies per method; `peaks` (cell id -> peak) over the run's first hardware."""
+    peaks = peaks or {}
     found: dict[str, list[float]] = {}
     for cell in results.cells:
+        peak = peaks.get(cell.id, results.hardware.get("peak_tflops_bf16"))
         record = cell.train.get("stage2")
         params_b = cell.model.get("params_b")
         if not record or not peak or not params_b or record.wall_s <= 0 or not record.tokens:
@@ -39,7 +58,8 @@ def calibrate(run_dirs: list[Path]) -> dict[str, float]:
         path = Path(run_dir) / "results.json"
         if not path.is_file():
             raise UserError(f"no results.json in {run_dir}")
-        for method, values in measured_efficiency(RunResults.read(path)).items():
+        results = RunResults.read(path)
+        for method, values in measured_efficiency(results, cell_peaks(run_dir)).items():
             samples.setdefault(method, []).extend(values)
     if not samples:
         raise UserError(

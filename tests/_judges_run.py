@@ -79,14 +79,17 @@ def register_executors(register):
 
 
 def write_config(
-    folder: Path, base_url: str, price: float | None = 100.0, **judge: Any
+    folder: Path, base_url: str, price: float | None = 100.0, jitter_seed: int = 0, **judge: Any
 ) -> tuple[Path, Path]:
-    """(registry, experiment) files for one fake cell judged by `openai:test-judge-1`."""
+    """(registry, experiment) files for one fake cell judged by `openai:test-judge-1`.
+
+    The judge's options are part of its steps' keys: another `jitter_seed` makes new judge
+    steps that ask the same questions (answered from the judge cache)."""
     registry = fakes.REGISTRY
     if price is not None:
         registry += f"\n[judges.{SNAPSHOT}]\ninput_usd_per_mtok = {price}\n"
         registry += f"output_usd_per_mtok = {price}\n"
-    options = "{ backoff_base_s = 0.01, backoff_max_s = 0.05, jitter_seed = 0 }"
+    options = f"{{ backoff_base_s = 0.01, backoff_max_s = 0.05, jitter_seed = {jitter_seed} }}"
     extra = "".join(f", {k} = {v!r}" for k, v in judge.items())
     experiment = textwrap.dedent(
         f"""

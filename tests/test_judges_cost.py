@@ -73,3 +73,37 @@ def test_reference_judge_outcome_costs_zero(prices):
         StubBenchmark(), ReferenceJudge(), [pairwise_request(i) for i in range(3)], None
     )
     assert out.usage.calls == 3 and out.usd(prices) == 0.0
+
+
+def test_calibrate_fits_each_cell_with_its_own_hardware(tmp_path, monkeypatch):
+    """A matrix over hardware: the H100 cell's efficiency uses the H100's peak, not the A100's
+    (the run's first hardware)."""
+    import json
+    import math
+
+    from harness.calibrate import calibrate
+    from harness.results import CellResult, RunResults, TrainRecord
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    record = TrainRecord(stage="stage2", method="lora", wall_s=3600.0, gpus=8, tokens=10_000_000)
+    cells = [
+        CellResult(
+            id=cid, axes={}, spec_sha256="x", model={"params_b": 13.0}, train={"stage2": record}
+        )
+        for cid in ("on_a100", "on_h100")
+    ]
+    run = tmp_path / "run"
+    run.mkdir()
+    RunResults(
+        harness_version="0",
+        created="now",
+        experiment={},
+        hardware={"peak_tflops_bf16": 312.0},
+        cells=cells,
+    ).write(run / "results.json")
+    peaks = {"on_a100": 312.0, "on_h100": 989.0}
+    plan = {"cells": {cid: {"hardware": {"peak_tflops_bf16": p}} for cid, p in peaks.items()}}
+    (run / "plan.json").write_text(json.dumps(plan))
+    flops = 4 * 13e9 * 1e7
+    each = [flops / (3600 * 8 * p * 1e12) for p in peaks.values()]
+    assert calibrate([run])["lora"] == pytest.approx(math.sqrt(each[0] * each[1]))
