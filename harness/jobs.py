@@ -103,13 +103,23 @@ def log_path(run_dir: Path, step_id: str) -> Path:
 class StepJob:
     run_dir: str
     step_id: str
+    key: str | None = None  # the step's key and store when submitted: a job that finds the
+    store_root: str | None = None  # run folder's plan changed since refuses to run
 
     def __call__(self) -> dict[str, Any]:
         from harness.plan import Plan
         from harness.plugins import get_plugins
 
         plan = Plan.load(Path(self.run_dir))
-        return run_step(plan, plan.step(self.step_id), get_plugins())
+        step = plan.step(self.step_id)
+        if (self.key, self.store_root) != (None, None) and (
+            self.key != step.key or self.store_root != str(plan.store_root)
+        ):
+            raise UserError(
+                f"{self.step_id}: {self.run_dir}/plan.json changed since this step was "
+                "submitted (another run of this folder); not run"
+            )
+        return run_step(plan, step, get_plugins())
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """On preemption submitit requeues this same job; training resumes from its work folder."""

@@ -184,7 +184,10 @@ def _walk(plan, executor, console, spend_guard, summary, state, pending) -> None
 
 def _launch(plan, executor, steps, running, progress, task, console) -> None:
     """Submit ready steps; executors that can (submit_batch) get them together (job arrays)."""
-    jobs = [(StepJob(str(plan.run_dir), s.id), _resources(plan, s)) for s in steps]
+    jobs = [
+        (StepJob(str(plan.run_dir), s.id, s.key, str(plan.store_root)), _resources(plan, s))
+        for s in steps
+    ]
     for step in steps:
         progress.update(task, description=step.id)
         if not console.is_terminal:

@@ -185,3 +185,17 @@ def test_two_runs_on_one_out_with_different_stores_are_refused(fake_env):
     assert first.returncode == 0, err
     assert set(_scores(tmp_path / "run")["fake-a_fake"]) == {"fakebench"}
     assert len(list((tmp_path / "store-1" / "steps").iterdir())) == 5
+
+
+def test_a_submitted_step_refuses_a_plan_that_changed_under_it(fake_env):
+    from harness.jobs import StepJob
+
+    tmp_path, opts, _ = fake_env
+    assert run_command(opts("sizes=fake-a")) == 0
+    plan = Plan.load(tmp_path / "run")
+    step = next(s for s in plan.steps if s.kind == "stage2")
+    same = StepJob(str(tmp_path / "run"), step.id, step.key, str(plan.store_root))
+    assert same()["key"] == step.key  # finished: its manifest
+    moved = StepJob(str(tmp_path / "run"), step.id, step.key, str(tmp_path / "other-store"))
+    with pytest.raises(UserError, match="plan.json changed since this step was submitted"):
+        moved()
