@@ -70,14 +70,20 @@ def _hidden_size(config: dict[str, Any] | None) -> int | None:
     return int(value) if value else None
 
 
-def safetensors_params(path: Path) -> int:
-    """Elements of every tensor in a safetensors file, from its JSON header alone."""
+# The harness saves a one-layer (`linear`) projector with an identity second layer that its
+# loader folds away (harness.model.projector): not one of the model's parameters.
+IDENTITY_LAYER = "multi_modal_projector.linear_2."
+
+
+def safetensors_params(path: Path, skip: tuple[str, ...] = ()) -> int:
+    """Elements of every tensor in a safetensors file (names containing `skip` left out), from
+    its JSON header alone."""
     with open(path, "rb") as handle:
         (length,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(length))
     total = 0
     for name, entry in header.items():
-        if name != "__metadata__":
+        if name != "__metadata__" and not any(part in name for part in skip):
             count = 1
             for dim in entry["shape"]:
                 count *= int(dim)
@@ -85,11 +91,11 @@ def safetensors_params(path: Path) -> int:
     return total
 
 
-def folder_params(folder: Path) -> int | None:
+def folder_params(folder: Path, skip: tuple[str, ...] = ()) -> int | None:
     """The parameters stored in a checkpoint folder's weight files (safetensors, else .bin)."""
     files = sorted(folder.glob("*.safetensors"))
     if files:
-        return sum(safetensors_params(f) for f in files)
+        return sum(safetensors_params(f, skip) for f in files)
     bins = sorted(folder.glob("pytorch_model*.bin"))
     if not bins:
         return None
@@ -98,8 +104,24 @@ def folder_params(folder: Path) -> int | None:
     total = 0
     for path in bins:
         state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-        total += sum(t.numel() for t in state.values() if hasattr(t, "numel"))
+        total += sum(
+            t.numel()
+            for name, t in state.items()
+            if hasattr(t, "numel") and not any(part in name for part in skip)
+        )
     return total
+
+
+def _folded_away(folder: Path) -> tuple[str, ...]:
+    """Stored tensors that loading a harness-saved model with a linear projector drops."""
+    from harness.model.assemble import SPEC_FILE
+
+    spec = folder / SPEC_FILE
+    try:
+        linear = spec.is_file() and json.loads(spec.read_text()).get("projector") == "linear"
+    except ValueError:
+        return ()
+    return (IDENTITY_LAYER,) if linear else ()
 
 
 def _hub_params(repo: str) -> int | None:
@@ -118,7 +140,7 @@ def describe(ref: str) -> CheckpointInfo:
     local = Path(ref)
     if local.is_dir():
         config = _read_config(ref)
-        params = folder_params(local)
+        params = folder_params(local, _folded_away(local))
         name = local.name
     else:
         config, params, name = None, _hub_params(ref), ref

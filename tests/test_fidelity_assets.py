@@ -126,6 +126,8 @@ def test_step_keys_follow_the_assets_used_and_only_those_of_benchmarks_that_read
         f"judge/{CELL}/llava-bench/run0",
         f"score/{CELL}/llava-bench",
     }
+    assets.asset_specs()["llava-rule"].cache_path.unlink()  # the file gone again: fallback keys
+    assert {s.id: s.key for s in _plan(tmp_path).steps} == before
     # a benchmark that reads no asset keeps the key formula it had: a finished store is reused
     gen = fetched.step(f"generate/{CELL}/mmbench")
     stage2 = fetched.step(f"stage2/{CELL}")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from _eval_fixtures import save, tiny_tokenizer
+from _eval_fixtures import save, tiny_llava, tiny_tokenizer
 from typer.testing import CliRunner
 
+from harness.checkpoint import describe
 from harness.eval.loading import EvalBundle
-
-pytestmark = pytest.mark.slow
+from harness.model.assemble import SPEC_FILE
+from harness.registry import load_registry
+from harness.specs import ModelSpec
 
 TRAINING_FIELDS = ("sizes", "methods", "mixes", "stage1", "stage2", "projector", "resolutions")
 TRAINING_FIELDS += ("eval", "data")  # the default experiment's, for benchmarks not evaluated
@@ -31,6 +33,7 @@ def llama_of_its_own(folder):
     return sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_eval_names_counts_and_records_the_checkpoint_itself(tmp_path, monkeypatch):
     from harness.cli import app
 
@@ -62,3 +65,20 @@ def test_eval_names_counts_and_records_the_checkpoint_itself(tmp_path, monkeypat
     assert report.exit_code == 0, report.output
     text = (out / "report" / "report.md").read_text()
     assert "my-llama-40" in text and "tiny-1m" not in text
+
+
+def test_the_count_is_the_models_own_parameters(tmp_path):
+    bundle = tiny_llava()
+    folder = save(bundle, tmp_path / "llava-hf-like")
+    every = sum(p.numel() for p in bundle.model.parameters())
+    info = describe(str(folder))
+    assert (info.name, info.params, info.hidden_size) == ("llava-hf-like", every, 32)
+    assert info.multimodal is True
+    # saved by the harness with a one-layer projector: the identity second layer its loader
+    # folds away is not counted
+    registry = load_registry()
+    tower = registry.tower("tiny-clip")
+    spec = ModelSpec(size=registry.size("tiny-1m"), tower=tower, resolution=tower.resolutions[0])
+    (folder / SPEC_FILE).write_text(spec.canonical() + "\n")
+    second = bundle.model.model.multi_modal_projector.linear_2
+    assert describe(str(folder)).params == every - sum(p.numel() for p in second.parameters())
