@@ -157,12 +157,10 @@ def test_stage2_on_several_gpus_launches_and_records_the_command(tmp_path, monke
             (tmp_path / "out" / launch.RECORD_FILE).write_text(record.model_dump_json())
             assert out == str(tmp_path / "out")
             self.stdout, self.returncode = iter(["rank 0: step 3/3\n"]), 0
+            self.pid = 2**22 + 1  # above Linux's largest pid: no process group to stop
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
+        def wait(self):
+            return self.returncode
 
     monkeypatch.setattr(stages, "planned_world", lambda hardware: (8, 1))
     monkeypatch.setattr(launch, "planned_world", lambda hardware: (8, 1))

@@ -17,7 +17,7 @@ BACKENDS = {"full": FullFineTune(), "lora": LoRA(), "qlora": QLoRA()}
 
 # First losses for seed 0 (fp32 on CPU): a change here means training is no longer reproducible
 # or the data, template or model changed.
-PINNED_FIRST_LOSS = {"stage1": 5.77626, "full": 5.75867, "lora": 5.75867, "qlora": 5.75337}
+PINNED_FIRST_LOSS = {"stage1": 5.77626, "full": 5.75821, "lora": 5.75821, "qlora": 5.75284}
 
 
 @pytest.fixture(scope="module")

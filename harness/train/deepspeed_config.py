@@ -43,10 +43,11 @@ def zero_block(stage: int) -> dict[str, Any]:
 def deepspeed_config(
     train: TrainSpec, hardware: HardwareSpec, gpus: int, *, zero_stage: int
 ) -> dict[str, Any]:
-    """The config for `gpus` data-parallel devices (0 = one CPU process)."""
+    """The config for `gpus` data-parallel devices (0 = one CPU process; CPU ranks train in
+    fp32 like one CPU process does)."""
     stage = train.zero_stage if train.zero_stage is not None else zero_stage
     plan = batch_plan(train, max(1, gpus))
-    precision = resolve_precision(train, gpus)
+    precision = resolve_precision(train, gpus if hardware.accelerator == "gpu" else 0)
     return {
         "train_batch_size": plan.global_batch,
         "train_micro_batch_size_per_gpu": plan.micro,

@@ -1,9 +1,15 @@
-"""Several GPUs or nodes: stage 2 through the `deepspeed` launcher, one process per GPU.
+"""Several devices or nodes: stage 2 through the `deepspeed` launcher, one process per device.
 
 `launch_command` builds the exact command (recorded in the TrainRecord); `run_launched` runs it
-and streams its output; `python -m harness.train.launch` is what every rank runs: it loads the
-backend plugin by name and calls run_stage2 inside the launched world. Rank 0 writes the
+in a process group of its own, streams its output, and ends that whole group when the step fails
+or is interrupted; `python -m harness.train.launch` is what every rank runs: it loads the
+backend plugin by name and trains stage 2 inside the launched world. Rank 0 writes the
 TrainRecord to out_dir/train_record.json for the launching process to read.
+
+CPU hardware (`accelerator = "cpu"`) runs its ranks through the same launcher: DeepSpeed's CPU
+accelerator counts `--num_gpus` as CPU ranks and joins them over gloo. Inside a Slurm step of
+several tasks, srun has started the ranks already: each runs `main` (or `run_stage2`) directly,
+with RANK and WORLD_SIZE taken from SLURM_* (`harness.train.settings.slurm_ranks`).
 """
 
 from __future__ import annotations
@@ -11,18 +17,24 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.results import TrainRecord
 from harness.specs import CellSpec
-from harness.train.settings import planned_world
+from harness.train.settings import adopt_slurm_ranks, planned_world
 
 RECORD_FILE = "train_record.json"
 CELL_FILE = "cell.json"
+PARENT_ENV = "HARNESS_LAUNCH_PARENT"  # the pid whose death ends every rank
+ORPHANED = 75  # a rank's exit code when the process that launched it is gone
+STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL for what is still there
 
 
 def write_hostfile(hosts: list[str], slots: int, path: Path) -> Path:
@@ -43,7 +55,7 @@ def launch_command(
     hostfile: Path | None = None,
     master_port: int = 29500,
 ) -> list[str]:
-    """The `deepspeed` launcher command that runs stage 2 on nodes x gpus_per_node GPUs."""
+    """The `deepspeed` launcher command that runs stage 2 on nodes x gpus_per_node devices."""
     if nodes > 1 and hostfile is None:
         raise UserError(
             f"training on {nodes} nodes needs a hostfile: set HARNESS_HOSTFILE to a DeepSpeed "
@@ -59,34 +71,136 @@ def launch_command(
     return cmd
 
 
+def launch_env(cell: CellSpec) -> dict[str, str]:
+    """The launcher's environment: this interpreter's scripts first on PATH (the `deepspeed`
+    script of the environment the harness runs in), the pid the ranks watch, and for CPU
+    hardware DeepSpeed's CPU accelerator with no CUDA device visible."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env[PARENT_ENV] = str(os.getpid())
+    if cell.hardware.accelerator == "cpu":
+        env["DS_ACCELERATOR"] = "cpu"
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_group(pgid: int, grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM to every process of the group, SIGKILL to what is left after `grace_s`."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    import psutil
+
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
 def run_launched(
     cell: CellSpec, backend: str, stage1_dir: Path, out_dir: Path, log: Callable[[str], None]
 ) -> TrainRecord:
-    """Launch stage 2 over this machine's GPUs (and the hostfile's nodes); wait; read the record."""
+    """Launch stage 2 over this machine's devices (and the hostfile's nodes); wait; read the
+    record. The launched processes form one group, ended whatever way this call is left."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cell_file = out_dir / CELL_FILE
     cell_file.write_text(cell.model_dump_json())
-    gpus_per_node, nodes = planned_world(cell.hardware)
+    (out_dir / RECORD_FILE).unlink(missing_ok=True)  # an earlier attempt's is no answer
+    devices, nodes = planned_world(cell.hardware)
     hostfile = os.environ.get("HARNESS_HOSTFILE")
     cmd = launch_command(
         cell_file,
         backend,
         stage1_dir,
         out_dir,
-        gpus_per_node=gpus_per_node,
+        gpus_per_node=devices,
         nodes=nodes,
         hostfile=Path(hostfile) if hostfile else None,
+        master_port=_free_port(),
     )
     log("launching: " + shlex.join(cmd))
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as proc:
-        for line in proc.stdout or []:
-            log(line.rstrip())
-    if proc.returncode:
-        raise RuntimeError(f"launched training failed with exit code {proc.returncode}")
-    record = TrainRecord.model_validate_json((out_dir / RECORD_FILE).read_text())
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env=launch_env(cell),
+        process_group=0,
+    )
+    reader = threading.Thread(target=_stream, args=(proc, log), daemon=True)
+    reader.start()
+    try:
+        code = proc.wait()
+    finally:
+        stop_group(proc.pid)  # a failed, interrupted or finished launch leaves nothing behind
+        reader.join(timeout=STOP_GRACE_S)
+    record_file = out_dir / RECORD_FILE
+    if code or not record_file.is_file():
+        raise RuntimeError(
+            f"launched training failed with exit code {code}"
+            + ("" if code else " and wrote no train record")
+            + " (the ranks' output is in this step's log)"
+        )
+    record = TrainRecord.model_validate_json(record_file.read_text())
     return record.model_copy(update={"launch_command": cmd})
+
+
+def _stream(proc: subprocess.Popen, log: Callable[[str], None]) -> None:
+    for line in proc.stdout or []:
+        log(line.rstrip())
+
+
+def exit_with_parent(pid: int, every_s: float = 1.0) -> None:
+    """End this rank when the process that launched the world is gone (killed with -9, say):
+    nothing else would stop ranks whose launcher's parent died, and they would train on."""
+    import psutil
+
+    def gone(process: psutil.Process) -> bool:
+        try:
+            return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return True
+
+    try:
+        parent = psutil.Process(pid)
+    except psutil.Error:
+        os._exit(ORPHANED)
+
+    def watch() -> None:
+        while not gone(parent):
+            time.sleep(every_s)
+        print(f"harness: process {pid} that launched this rank is gone; exiting", flush=True)
+        os._exit(ORPHANED)
+
+    threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
 def _backend(name: str):
@@ -103,9 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--local_rank", type=int, default=None)  # passed by older launchers
     args = parser.parse_args(argv)
+    adopt_slurm_ranks()  # a task of a multi-task srun step: its rank comes from SLURM_*
+    if os.environ.get(PARENT_ENV):
+        exit_with_parent(int(os.environ[PARENT_ENV]))
+    cell = CellSpec.model_validate_json(args.cell.read_text())
+    if cell.hardware.accelerator == "cpu":  # CPU ranks, even on a machine with GPUs
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     from harness.train.stages import _train_stage2
 
-    cell = CellSpec.model_validate_json(args.cell.read_text())
     rank = int(os.environ.get("RANK", "0"))
 
     def log(line: str) -> None:

@@ -174,7 +174,18 @@ def training_arguments(run: StageRun, steps: int) -> Any:
         dataloader_pin_memory=not on_cpu,
         use_cpu=on_cpu and run.deepspeed is None,
         deepspeed=copy.deepcopy(run.deepspeed) if run.deepspeed is not None else None,
+        accelerator_config={"use_configured_state": _world_configured(run)},
     )
+
+
+def _world_configured(run: StageRun) -> bool:
+    """True where the process set up its distributed world itself before the Trainer
+    (launched CPU ranks: `harness.train.stages.join_cpu_world`)."""
+    if run.deepspeed is None or not inside_launcher():
+        return False
+    from accelerate.state import PartialState
+
+    return PartialState._shared_state != {}
 
 
 def run_stage(run: StageRun) -> Outcome:
@@ -189,8 +200,11 @@ def run_stage(run: StageRun) -> Outcome:
     if run.group_by_modality:
         from harness.data.sampler import ModalityLengthGroupedSampler
 
+        # LLaVA's trainer (llava_trainer.py) groups over world x accumulation: a mega-batch
+        # is one optimizer step's samples whatever the number of devices, so one rank with
+        # accumulation 2 and two ranks without it train on the same micro batches.
         sampler = ModalityLengthGroupedSampler(
-            run.samples, plan.micro, world_size=world, seed=run.train.seed
+            run.samples, plan.micro, world_size=world * plan.accumulation, seed=run.train.seed
         )
     cls = _trainer_class()
     trainer = cls(
@@ -243,6 +257,8 @@ def consolidate(outcome: Outcome) -> None:
     if not (trainer.is_deepspeed_enabled and is_deepspeed_zero3_enabled()):
         return
     state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if state is None:  # ranks other than 0 take part in the gather but receive nothing
+        return
     for name, param in trainer.model.named_parameters():
         if name in state:
             param.data = state[name].to(param.device)

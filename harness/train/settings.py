@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,21 +77,82 @@ def warmup_steps(train: TrainSpec, steps: int) -> int:
 
 
 def planned_world(hardware: HardwareSpec) -> tuple[int, int]:
-    """(gpus per node used, nodes) for this machine: the hardware's shape, capped by what is here.
+    """(devices per node used, nodes) here: the hardware's shape, capped by what this machine has.
 
-    (0, 1) on a machine without CUDA: the CPU counts as one device. Other nodes are used only
-    when HARNESS_HOSTFILE names them; without it, training runs on this machine's GPUs.
+    GPU hardware on a machine without CUDA gives (0, 1): the CPU counts as one device. CPU
+    hardware (`accelerator = "cpu"`) gives its gpus_per_node as CPU ranks, which the launcher
+    starts over gloo. Other nodes are used only when HARNESS_HOSTFILE names them; without it,
+    training runs on this machine.
     """
-    here = cuda_devices()
-    if here == 0:
-        return 0, 1
+    if hardware.accelerator == "cpu":
+        here = max(1, hardware.gpus_per_node)
+    else:
+        here = min(cuda_devices(), hardware.gpus_per_node)
+        if here == 0:
+            return 0, 1
     nodes = max(1, hardware.nodes) if os.environ.get("HARNESS_HOSTFILE") else 1
-    return min(here, hardware.gpus_per_node), nodes
+    return here, nodes
+
+
+def slurm_ranks(environ: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The torch.distributed variables of a task that `srun` started in a step of several
+    tasks, derived from SLURM_*; None outside such a step or where a launcher set RANK.
+
+    SLURM_STEP_NUM_TASKS is set by srun only (not in the batch script, whose SLURM_NTASKS
+    describes the whole job). One node: the master is loopback; several: the step's first host.
+    The port comes from MASTER_PORT when set, else from the job id, the same on every task.
+    """
+    env = os.environ if environ is None else environ
+    tasks = int(env.get("SLURM_STEP_NUM_TASKS") or 1)
+    if tasks < 2 or "SLURM_PROCID" not in env or "RANK" in env:
+        return None
+    nodes = int(env.get("SLURM_STEP_NUM_NODES") or env.get("SLURM_NNODES") or 1)
+    master = "127.0.0.1" if nodes == 1 else _first_host(env)
+    port = env.get("MASTER_PORT") or str(20_000 + int(env.get("SLURM_JOB_ID") or 0) % 20_000)
+    return {
+        "RANK": env["SLURM_PROCID"],
+        "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
+        "WORLD_SIZE": str(tasks),
+        "MASTER_ADDR": env.get("MASTER_ADDR") or master,
+        "MASTER_PORT": port,
+    }
+
+
+def _first_host(env: Mapping[str, str]) -> str:
+    """The first host of the step's node list (`scontrol show hostnames` expands ranges)."""
+    import subprocess
+
+    nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or ""
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        out = []
+    if not out:
+        raise UserError(f"cannot find the first host of the Slurm node list {nodelist!r}")
+    return out[0]
+
+
+def adopt_slurm_ranks() -> bool:
+    """Set RANK, WORLD_SIZE, ... from SLURM_* in a task of a multi-task srun step."""
+    ranks = slurm_ranks()
+    if ranks is None:
+        return False
+    for name, value in ranks.items():
+        os.environ.setdefault(name, value)
+    return True
 
 
 def inside_launcher() -> bool:
-    """True in a process started by `deepspeed` / `accelerate launch` / torchrun."""
-    return "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True in a process started by `deepspeed` / `accelerate launch` / torchrun / srun."""
+    if "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return True
+    return slurm_ranks() is not None
 
 
 def check_train(train: TrainSpec) -> None:

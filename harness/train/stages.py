@@ -17,9 +17,16 @@ from harness.errors import UserError
 from harness.results import TrainRecord
 from harness.specs import CellSpec
 from harness.train.params import count_params, params_of, set_trainable, trainable_parts
-from harness.train.settings import check_train, cuda_devices, inside_launcher, planned_world
+from harness.train.settings import (
+    adopt_slurm_ranks,
+    check_train,
+    cuda_devices,
+    inside_launcher,
+    planned_world,
+)
 
 STAGE1_FILE = "projector.safetensors"
+CPU_WORLD_TIMEOUT_S = 300  # a collective waits this long for a peer before failing
 Log = Callable[[str], None]
 
 
@@ -55,13 +62,16 @@ def _record(
     from harness.train.measure import build_record
 
     trainable, total = count_params(bundle.model)
+    hardware = cell.hardware
+    if hardware.accelerator == "cpu":  # CPU ranks share one machine: its hours are the wall's
+        hardware = hardware.model_copy(update={"gpus_per_node": 1})
     return build_record(
         stage=stage,
         method=method,
         meter=outcome.meter,
         steps=outcome.steps,
         gpus=gpus,
-        hardware=cell.hardware,
+        hardware=hardware,
         trainable=trainable,
         total=total,
         flops=_flops(bundle.model, outcome.meter, bundle.image_tokens),
@@ -127,16 +137,20 @@ def stage1_projector(stage1_dir: Path) -> Path:
 def run_stage2(
     cell: CellSpec, backend: Any, stage1_dir: Path, out_dir: Path, log: Log
 ) -> TrainRecord:
-    """Instruction tuning with `backend`; several GPUs go through the DeepSpeed launcher."""
+    """Instruction tuning with `backend`; several devices go through the DeepSpeed launcher.
+
+    In a task of a multi-task srun step the ranks exist already: this task trains as its rank.
+    """
     out_dir = Path(out_dir)
     check_train(cell.stage2)
     stage1_projector(stage1_dir)
+    adopt_slurm_ranks()
     gpus_per_node, nodes = planned_world(cell.hardware)
     if cell.hardware.nodes > nodes and gpus_per_node:
         log(
             f"{cell.hardware.name}: the cell's hardware has {cell.hardware.nodes} nodes but "
             f"HARNESS_HOSTFILE names none, so stage 2 trains on this machine's "
-            f"{gpus_per_node} GPU(s)"
+            f"{gpus_per_node} device(s)"
         )
     if gpus_per_node * nodes > 1 and not inside_launcher():
         from harness.train.launch import run_launched
@@ -152,9 +166,29 @@ def _deepspeed_for(cell: CellSpec, backend: Any, gpus: int) -> dict | None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if not (inside_launcher() or os.environ.get("HARNESS_DEEPSPEED") == "1"):
         return None
-    config = backend.deepspeed_config(cell.stage2, cell.hardware, world if gpus else 0)
+    devices = world if (gpus or inside_launcher()) else 0  # CPU ranks count as devices
+    config = backend.deepspeed_config(cell.stage2, cell.hardware, devices)
     validate_deepspeed_config(config, world)
     return config
+
+
+def join_cpu_world() -> None:
+    """Join the launched CPU ranks over plain gloo, as DeepSpeed's world.
+
+    accelerate finds no distributed backend for DeepSpeed on a machine without a device and
+    would make each rank a world of one (the batch sizes then disagree with the config); a
+    PartialState set up first with gloo holds the real world, and the Trainer uses it
+    (`use_configured_state`). DeepSpeed's CPU accelerator would also JIT-compile its
+    shared-memory all-reduce kernel at init (85 s on a 2-core machine): gloo does without.
+    """
+    from datetime import timedelta
+
+    import deepspeed.ops
+    from accelerate import PartialState
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+    PartialState(backend="gloo", timeout=timedelta(seconds=CPU_WORLD_TIMEOUT_S))
 
 
 def _train_stage2(
@@ -167,6 +201,8 @@ def _train_stage2(
     train = cell.stage2
     gpus = int(os.environ.get("WORLD_SIZE", "1")) if cuda_devices() else 0
     deepspeed = _deepspeed_for(cell, backend, gpus)
+    if deepspeed is not None and not gpus and inside_launcher():
+        join_cpu_world()
     _seed(train.seed)
     bundle = backend.load_model(cell.model, train, stage1_dir)
     _seed(train.seed)
