@@ -135,3 +135,10 @@ def test_manifests_from_before_the_file_list_are_still_reused(finished_run, caps
     out, ran = _rerun(opts, capsys)
     assert ran == [] and "damaged" not in out
     assert "0 ran, 5 reused" in out
+    from harness.commands.verify import verify_run
+
+    lines: list[str] = []
+    assert verify_run(opts.out, echo=lines.append) == 0
+    assert lines == [
+        "verified 5 finished step(s) of 5: all intact, 5 from before file lists (not checkable)"
+    ]

@@ -28,7 +28,7 @@ def verify_run(run_dir: Path, echo=typer.echo) -> int:
         raise UserError(f"{run_dir / 'plan.json'} cannot be read: {exc}") from None
     store = plan.store
     run_lock = (run_dir / ".lock", f"run folder {run_dir} is locked by a run in progress")
-    checked = damaged = 0
+    checked = damaged = unlisted = 0
     with locks.holding(run_lock, store.lock_target()):
         for step in plan.steps:
             if not store.step_dir(step.key).is_dir():
@@ -39,9 +39,13 @@ def verify_run(run_dir: Path, echo=typer.echo) -> int:
                 damaged += 1
                 moved = store.set_aside(step.key)
                 echo(f"damaged {step.id}: {problem}; moved to {moved}, the next run redoes it")
+            elif "files" not in store.manifest(step.key):
+                unlisted += 1
+    old = f", {unlisted} from before file lists (not checkable)" if unlisted else ""
     echo(
         f"verified {checked} finished step(s) of {len(plan.steps)}: "
         + (f"{damaged} damaged" if damaged else "all intact")
+        + old
     )
     return damaged
 
