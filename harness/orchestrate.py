@@ -52,12 +52,12 @@ def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
     from harness.runner import RunSummary, print_summary, run_plan
 
     check_judges(plan, plugins)
+    executor = make_executor(plan, plugins)  # checks its settings (a cluster's partition)
     budget = plan.experiment.get("budget_usd")
     run_lock = (plan.run_dir / ".lock", f"run folder {plan.run_dir} is locked by another run")
     with locks.holding(run_lock, plan.store.lock_target()):
         plan.save()
         guard = spend_guard(plan, budget) if budget is not None else None
-        executor = make_executor(plan, plugins)
         with raising_interrupted():
             try:
                 summary = run_plan(plan, executor, console, spend_guard=guard)

@@ -83,6 +83,9 @@ def run_plan(
         settled = set(state) | {s.id for s in pending}
         summary.in_flight = [s.id for s in plan.steps if s.id not in settled]
         _close(executor, stop=True)
+    except BaseException:  # a bug in the walk itself: no worker may outlive it
+        _close(executor, stop=True)
+        raise
     else:
         _close(executor, stop=False)
     return summary
