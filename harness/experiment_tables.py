@@ -28,6 +28,10 @@ def check_tables(exp: ExperimentSpec, registry: Registry, plugins: Plugins) -> N
     _check_train_table(exp.stage1, ["stage1"], sizes)  # stage 1 trains the projector only
     _check_train_table(exp.stage2, ["stage2"], [*sizes, *plugins.names("backend")])
     _check_eval_table(exp.eval, plugins.names("benchmark"))
+    for bench in exp.judge.snapshots:
+        if bench not in plugins.names("benchmark"):
+            hint = did_you_mean(bench, plugins.names("benchmark"))
+            raise UserError(f"[judge.snapshots] unknown benchmark {bench!r}{hint}")
 
 
 def _check_train_table(table: dict[str, Any], where: list[str], groups: list[str]) -> None:

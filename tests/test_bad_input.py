@@ -31,6 +31,8 @@ CONFIGS = {
     "top-key.toml": 'sizes = ["tiny-1m"]\nmethod = ["lora"]\n',
     "extends-typo.toml": 'extends = "defualt"\n',
     "no-sizes.toml": "sizes = []\n",
+    "judge-key.toml": 'extends = "default"\n[judge]\nnmae = "openai"\n',
+    "snapshots.toml": 'extends = "default"\n[judge.snapshots]\nllava-bnech = "gpt-4-0314"\n',
     "reg-price.toml": "[hardware.cpu]\nusd_per_node_hour = -1.0\n",
     "reg-judge-price.toml": "[judges.gpt-4-0314]\ninput_usd_per_mtok = -0.5\n",
     "reg-table.toml": "[hardwre.x]\ngpus_per_node = 1\n",
@@ -102,6 +104,8 @@ RUN_CASES = [
     ("sub-table value", ["--config", "{t}/bad-subvalue.toml"], ["[stage2.qlora]", "lr", "-1.0"]),
     ("top key", ["--config", "{t}/top-key.toml"], ["unknown key 'method'", "'methods'"]),
     ("extends typo", ["--config", "{t}/extends-typo.toml"], ["'defualt'", "'default'"]),
+    ("judge key", ["--config", "{t}/judge-key.toml"], ["'judge.nmae'", "'name'"]),
+    ("snapshots", ["--config", "{t}/snapshots.toml"], ["'llava-bnech'", "'llava-bench'"]),
     ("no sizes", ["--config", "{t}/no-sizes.toml"], ["sizes", "at least 1"]),
     (
         "config+experiment",
@@ -129,7 +133,7 @@ RUN_CASES = [
 
 OTHER_CASES = [
     ("synth out file", ["data", "synth", "--out", "{t}/file.txt"], ["--out", "is a file"]),
-    ("synth scale", ["data", "synth", "--out", "{t}/w", "--scale", "huge"], ["'huge'"]),
+    ("synth scale", ["data", "synth", "--out", "{t}/w", "--scale", "huge"], ["scale 'huge'"]),
     ("synth seed", ["data", "synth", "--out", "{t}/w", "--seed", "-1"], ["--seed -1"]),
     ("report pdf", ["report", "{run}", "--format", "pdf"], ["--format 'pdf'", "md, csv"]),
     ("report no run", ["report", "{t}/empty"], ["no results.json"]),

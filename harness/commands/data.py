@@ -24,8 +24,6 @@ def register(app: typer.Typer) -> None:
         from harness.errors import UserError
         from harness.preflight import check_folder
 
-        if scale not in ("small", "medium"):
-            raise UserError(f"--scale {scale!r}: must be small or medium")
         if seed < 0:
             raise UserError(f"--seed {seed}: must be >= 0")
         check_folder("--out", out)
