@@ -1,6 +1,6 @@
-"""SIGTERM or SIGINT to the main `harness run` process during stage 2: its workers stop with it,
-it says what it kept and exits 130/143, no process is left behind, and the rerun resumes the
-interrupted training from its last checkpoint."""
+"""SIGTERM or SIGINT to the main `harness run` process (or Ctrl-C to its group) during stage 2:
+its workers stop with it, it says what it kept and exits 130/143, no process is left behind, and
+the rerun resumes the interrupted training from its last checkpoint."""
 
 from __future__ import annotations
 
@@ -75,8 +75,12 @@ def _group_members(pgids: set[int]) -> list[int]:
     return members
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_to_main_stops_workers_and_rerun_resumes(fake_cli, signum, code):
+@pytest.mark.parametrize(
+    ("signum", "code", "to_group"),
+    [(signal.SIGTERM, 143, False), (signal.SIGINT, 130, False), (signal.SIGINT, 130, True)],
+    ids=["sigterm-to-main", "sigint-to-main", "ctrl-c-to-its-group"],
+)
+def test_signal_stops_workers_and_rerun_resumes(fake_cli, signum, code, to_group):
     tmp_path, cmd, env = fake_cli
     ledger = tmp_path / "ledger"
     proc = subprocess.Popen(
@@ -85,6 +89,7 @@ def test_signal_to_main_stops_workers_and_rerun_resumes(fake_cli, signum, code):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, as a command typed at a terminal
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -97,7 +102,10 @@ def test_signal_to_main_stops_workers_and_rerun_resumes(fake_cli, signum, code):
     workers = {c.pid for c in children if c.pid != proc.pid and os.getpgid(c.pid) == c.pid}
     assert len(workers) == 2, "each worker leads its own process group"
 
-    proc.send_signal(signum)  # to the main process alone, not its group
+    if to_group:
+        os.killpg(proc.pid, signum)  # what Ctrl-C at the terminal does
+    else:
+        proc.send_signal(signum)  # to the main process alone
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     lines = [line for line in (out + err).splitlines() if line.startswith("interrupted")]
