@@ -20,6 +20,9 @@ from harness.specs import CellSpec, DataSource, sha256_of
 
 KINDS = ("stage1", "stage2", "generate", "judge", "score")
 SCORE_FILES = 2  # what a score step of an ItemScoring benchmark writes; 2 = with items.jsonl
+# 2: a judge step fails rather than finish with more judge errors than judge.max_failed_share
+# allows (harness/judge_step.py); judge steps stored before may hold failed judging, so rerun
+JUDGE_RULE = 2
 
 
 @dataclass
@@ -217,6 +220,8 @@ def build_dag(
                             "deps": [g_key],
                             "version": j_version,
                             "benchmark_version": b_version,
+                            "rule": JUDGE_RULE,
+                            "max_failed_share": cell.judge.for_benchmark(bench).max_failed_share,
                         }
                     )
                     judge_steps.append(

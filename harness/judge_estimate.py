@@ -125,6 +125,7 @@ def pending_judge_steps(plan: Any) -> list:
 def judge_estimates(plan: Any) -> dict[str, float | None]:
     """Dollars each cell's pending judging is expected to cost (None: price unknown)."""
     from harness.judge_cache import JudgeCache
+    from harness.judge_cost import is_offline
     from harness.plugins import get_plugins
     from harness.registry import load_registry
 
@@ -137,6 +138,8 @@ def judge_estimates(plan: Any) -> dict[str, float | None]:
     with tempfile.TemporaryDirectory(prefix="harness-estimate-") as tmp:
         for step in pending_judge_steps(plan):
             snapshot = snapshot_of(plugins, plan.cells[step.cell], step.spec["benchmark"])
+            if is_offline(snapshot):  # no dollars: no need to build its requests
+                continue
             requests = step_requests(plan, step, plugins, Path(tmp), memo)
             if cache is not None:
                 hits = cache.get_many(snapshot, requests)
