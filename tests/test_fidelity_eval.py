@@ -42,7 +42,9 @@ def test_eval_names_counts_and_records_the_checkpoint_itself(tmp_path, monkeypat
     params = llama_of_its_own(tmp_path / "my-llama-40")
     out = tmp_path / "run"
     args = ["eval", "--model", str(tmp_path / "my-llama-40"), "--benchmarks", "mmlu"]
-    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    config = tmp_path / "in-process.toml"  # one step at a time, in this process
+    config.write_text('extends = "default"\n[executor]\nmax_parallel = 1\n')
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--config", str(config)])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     (cell,) = results["cells"]
