@@ -122,3 +122,19 @@ def test_5xx_share_over_the_threshold_fails_under_it_is_marked(env, share, faili
     assert any(t.startswith(score) and "‡" in t for t in texts)
     assert score not in texts
     assert "‡ judging incomplete" in " ".join(n for t in tables for n in t.notes)
+
+
+def test_garbage_answers_stay_excluded_and_counted_not_infrastructure(env):
+    """Answers that fail the protocol's parsing rule are the judge's answers: the step finishes
+    (even at max_failed_share 0) and the score leaves them out, counted."""
+
+    def reply(messages):
+        return (
+            "no grade here" if messages[-1]["content"].startswith("<q3>") else jrun.reply(messages)
+        )
+
+    with FakeChatServer(reply=reply) as server:
+        jrun.write_config(env, server.base_url)
+        assert _run(env) == 0
+    bench = json.loads((env / "run" / "results.json").read_text())["cells"][0]["benchmarks"]
+    assert bench["judgedbench"]["failures"] == {"judge:judge_error": 0, "judge:parse_failure": 1}
