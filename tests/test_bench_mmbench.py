@@ -62,7 +62,11 @@ def test_llm_matching_only_for_unextractable_passes(tmp_path):
     assert "Answer: the first one\nYour output: " in reqs[0].messages[0]["content"]
     assert bench.parse_judgment(reqs[0], JudgeResponse("0@1", "D")) == "D"
     assert bench.parse_judgment(reqs[0], JudgeResponse("0@1", "Z")) == "Z"
-    assert bench.parse_judgment(reqs[0], JudgeResponse("0@1", "hmm")) is None
+    assert bench.parse_judgment(reqs[0], JudgeResponse("0@1", "hmm")) is None  # ask again
+    last = bench.retry_request(reqs[0], 2)  # no letter in the last allowed reply: unmatched
+    assert bench.parse_judgment(last, JudgeResponse("0@1", "hmm")) == "unmatched"
+    failed = JudgeResponse("0@1", None, ok=False, error="HTTP 503")
+    assert bench.parse_judgment(last, failed) is None  # the judge failed: not the model's fault
     assert parse_match("E", reqs[0].facts["options"]) is None
     assert bench.retry_request(reqs[0], 2).attempt == 2 and bench.retry_request(reqs[0], 3) is None
 
@@ -125,6 +129,48 @@ def test_only_a_failed_judge_excludes_a_question(tmp_path):
     del outputs["1@1"]
     result = bench.score(items, outputs, [{"2@1": "Z"}], ctx)
     assert result.failures == {"no_output": 1} and result.n_failed == 1
+
+
+class _Judge:
+    """Answers every matching request with `reply` (ok), or fails every call."""
+
+    name, official = "fixed", False
+
+    def __init__(self, reply: str | None):
+        self.reply = reply
+
+    def snapshot(self) -> str:
+        return "fixed-1"
+
+    def judge(self, requests):
+        if self.reply is None:
+            return [
+                JudgeResponse(r.id, None, ok=False, error="connection refused") for r in requests
+            ]
+        return [JudgeResponse(r.id, self.reply) for r in requests]
+
+
+@pytest.mark.parametrize(
+    ("reply", "overall", "failures"),
+    [("Z", 100 / 3, {}), ("no idea", 100 / 3, {}), (None, 50.0, {"judge_failed": 1})],
+)
+def test_through_the_judge_only_an_unreachable_one_excludes(tmp_path, reply, overall, failures):
+    from harness.judging import judge_all
+
+    bench, ctx, items = load(tmp_path)
+    outputs = texts(
+        {
+            "0@0": "A", "0@1": "D", "0@2": "C", "0@3": "B",  # correct
+            "1@0": "B", "1@1": "B",  # wrong
+            "2@0": "C", "2@1": "I cannot tell", "2@2": "A",  # 2@1 goes to the judge
+        }
+    )  # fmt: skip
+    requests = bench.judge_requests(items, outputs, 0, ctx)
+    outcome = judge_all(bench, _Judge(reply), requests, cache=None)
+    result = bench.score(items, outputs, [outcome.judgments], ctx)
+    # "Z", or three replies with no letter: the answer is unmatched, so the question is wrong
+    assert result.metrics["overall"] == pytest.approx(overall)
+    assert result.failures == failures and result.n_failed == len(failures)
 
 
 def test_item_scores_are_the_circular_results_behind_overall(tmp_path):

@@ -40,7 +40,7 @@ SUBMISSION_NOTE = "test split: no answers to score; upload {path} to the MMBench
 # What a rotation came to when no option letter was read from it
 UNMATCHED = "unmatched"  # nothing matched: the model's failure, a wrong answer
 NO_OUTPUT = "no_output"  # generation gave no answer: unknown
-JUDGE_FAILED = "judge_failed"  # the matching judge erred or never replied usably: unknown
+JUDGE_FAILED = "judge_failed"  # the matching judge could not be asked (error): unknown
 UNREAD = (UNMATCHED, NO_OUTPUT, JUDGE_FAILED)
 # The score over questions decided by matched rotations alone: a diagnostic, not the official one
 MATCHED_ONLY = "diagnostic/overall_matched_only"
@@ -105,7 +105,7 @@ class MMBench:
             "retry": f"matching re-asked up to {MAX_REASKS} times",
             "aggregation": "a question is correct only if every rotation is; an unmatched "
             "rotation is a wrong answer (upstream CircularEval); a question whose matching "
-            "judge failed (error, or no usable reply) and that is not already wrong is "
+            "judge failed (unreachable, an error) and that is not already wrong is "
             "excluded and counted",
             "diagnostic": f"{MATCHED_ONLY}: the score with questions that are wrong only "
             "through unmatched rotations left out (not the official score); "
@@ -185,9 +185,15 @@ class MMBench:
         return requests
 
     def parse_judgment(self, request: JudgeRequest, response: JudgeResponse) -> Any | None:
+        """The judge's letter, or Z; UNMATCHED when its last allowed reply still names no
+        letter (the answer could not be mapped, ladder step 4); None = ask again, or the judge
+        failed."""
         if not response.ok:
             return None
-        return choices.parse_match(response.text, request.facts.get("options", {}))
+        letter = choices.parse_match(response.text, request.facts.get("options", {}))
+        if letter is None and request.attempt >= MAX_REASKS:
+            return UNMATCHED
+        return letter
 
     def retry_request(self, request: JudgeRequest, attempt: int) -> JudgeRequest | None:
         if attempt > MAX_REASKS:
@@ -198,8 +204,8 @@ class MMBench:
         self, item: Item, outputs: dict[str, ModelOutput], run_judgments: dict[str, Any]
     ) -> list[str]:
         """Per rotation: the option letter read from the answer, or UNMATCHED, NO_OUTPUT or
-        JUDGE_FAILED. A judgment that is None (or missing) is a judge failure; "Z" is the
-        judge's verdict that no option matches."""
+        JUDGE_FAILED. A judgment that is None (or missing) is a judge failure; "Z" (or
+        UNMATCHED after the re-asks) says that no option matches."""
         states = []
         for k in range(len(item.data["options"])):
             output = outputs.get(request_id(item, k))
