@@ -37,7 +37,7 @@ class BenchmarkResult(Model):
     std: dict[str, float] = Field(default_factory=dict)  # population std over runs (runs > 1)
     runs: list[dict[str, float]] = Field(default_factory=list)  # per-run metrics
     n_items: int
-    n_failed: int = 0  # items excluded from the score (parse failures, judge errors, unmatched)
+    n_failed: int = 0  # items excluded from the score (judge errors, parse failures, no output)
     failures: dict[str, int] = Field(default_factory=dict)  # reason -> count
     protocol: dict[str, Any] = Field(default_factory=dict)  # includes "official": bool
     judge: dict[str, Any] | None = None  # {"name", "snapshot", "official"}
