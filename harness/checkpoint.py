@@ -33,6 +33,8 @@ class CheckpointInfo:
     params: int | None  # None when no weight file could be read
     hidden_size: int | None
     multimodal: bool | None
+    # a LLaVA's image side: image_size, patch_size, hidden_size (of the tower), projector
+    vision: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,7 @@ class CheckpointInfo:
             "params": self.params,
             "hidden_size": self.hidden_size,
             "multimodal": self.multimodal,
+            "vision": self.vision,
         }
 
 
@@ -73,6 +76,20 @@ def _hidden_size(config: dict[str, Any] | None) -> int | None:
 # The harness saves a one-layer (`linear`) projector with an identity second layer that its
 # loader folds away (harness.model.projector): not one of the model's parameters.
 IDENTITY_LAYER = "multi_modal_projector.linear_2."
+
+
+def _vision(config: dict[str, Any] | None, folded: bool) -> dict[str, Any] | None:
+    """A LLaVA config's image side; the projector is `linear` when it is one layer."""
+    tower = (config or {}).get("vision_config")
+    if not tower or not tower.get("image_size") or not tower.get("patch_size"):
+        return None
+    linear = folded or config.get("projector_hidden_act") == "linear"
+    return {
+        "image_size": int(tower["image_size"]),
+        "patch_size": int(tower["patch_size"]),
+        "hidden_size": int(tower.get("hidden_size") or 0),
+        "projector": "linear" if linear else "mlp2x_gelu",
+    }
 
 
 def safetensors_params(path: Path, skip: tuple[str, ...] = ()) -> int:
@@ -140,11 +157,13 @@ def describe(ref: str) -> CheckpointInfo:
     local = Path(ref)
     if local.is_dir():
         config = _read_config(ref)
-        params = folder_params(local, _folded_away(local))
+        folded = _folded_away(local)
+        params = folder_params(local, folded)
         name = local.name
     else:
-        config, params, name = None, _hub_params(ref), ref
-    return CheckpointInfo(ref, name, params, _hidden_size(config), is_multimodal(ref))
+        config, params, name, folded = None, _hub_params(ref), ref, ()
+    vision = _vision(config, bool(folded))
+    return CheckpointInfo(ref, name, params, _hidden_size(config), is_multimodal(ref), vision)
 
 
 def _cell_id(name: str, old_id: str, old_size: str) -> str:
@@ -166,13 +185,33 @@ def _describe_cell(cell: Any, info: CheckpointInfo, evals: list[Any]) -> Any:
             "tiny": None,
         }
     )
+    model = cell.model.model_copy(update={"size": size})
+    if info.vision:  # the checkpoint's own tower and projector, not the registry size's
+        vision = info.vision
+        tower = model.tower.model_copy(
+            update={
+                "name": f"{info.name}-vision",
+                "checkpoints": {},
+                "hidden_size": vision["hidden_size"] or model.tower.hidden_size,
+                "resolutions": [vision["image_size"]],
+                "patch_size": vision["patch_size"],
+                "tiny": None,
+            }
+        )
+        model = model.model_copy(
+            update={
+                "tower": tower,
+                "resolution": vision["image_size"],
+                "projector": vision["projector"],
+            }
+        )
     axes = {k: v for k, v in cell.axes.items() if k in EVAL_AXES}
     axes.update({"size": info.name, "method": "checkpoint"})
     return cell.model_copy(
         update={
             "id": _cell_id(info.name, cell.id, str(cell.axes.get("size", old.name))),
             "axes": axes,
-            "model": cell.model.model_copy(update={"size": size}),
+            "model": model,
             "stage2": cell.stage2.model_copy(update={"checkpoint": info.ref}),
             "evals": evals,
         }

@@ -69,13 +69,27 @@ def test_eval_names_counts_and_records_the_checkpoint_itself(tmp_path, monkeypat
     assert "my-llama-40" in text and "tiny-1m" not in text
 
 
-def test_the_count_is_the_models_own_parameters(tmp_path):
+def test_a_llava_checkpoint_is_described_by_its_own_config_and_weights(tmp_path, monkeypatch):
+    from harness.checkpoint import checkpoint_plan
+    from harness.experiment import Options
+    from harness.plugins import get_plugins
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     bundle = tiny_llava()
-    folder = save(bundle, tmp_path / "llava-hf-like")
+    folder = save(bundle, tmp_path / "llava-16px")
     every = sum(p.numel() for p in bundle.model.parameters())
     info = describe(str(folder))
-    assert (info.name, info.params, info.hidden_size) == ("llava-hf-like", every, 32)
+    assert (info.name, info.params, info.hidden_size) == ("llava-16px", every, 32)
     assert info.multimodal is True
+    assert info.vision == {"image_size": 16, "patch_size": 8, "hidden_size": 24,
+                           "projector": "mlp2x_gelu"}  # fmt: skip
+    opts = Options(benchmarks="mmbench", out=tmp_path / "run")
+    (cell,) = checkpoint_plan(opts, get_plugins(), str(folder)).cells.values()
+    assert cell.id == "llava-16px_checkpoint"
+    assert cell.axes == {"size": "llava-16px", "method": "checkpoint"}
+    assert (cell.model.size.name, cell.model.size.params_b) == ("llava-16px", every / 1e9)
+    model = cell.model
+    assert (model.resolution, model.image_tokens, model.projector) == (16, 4, "mlp2x_gelu")
     # saved by the harness with a one-layer projector: the identity second layer its loader
     # folds away is not counted
     registry = load_registry()
@@ -83,4 +97,6 @@ def test_the_count_is_the_models_own_parameters(tmp_path):
     spec = ModelSpec(size=registry.size("tiny-1m"), tower=tower, resolution=tower.resolutions[0])
     (folder / SPEC_FILE).write_text(spec.canonical() + "\n")
     second = bundle.model.model.multi_modal_projector.linear_2
-    assert describe(str(folder)).params == every - sum(p.numel() for p in second.parameters())
+    info = describe(str(folder))
+    assert info.params == every - sum(p.numel() for p in second.parameters())
+    assert info.vision["projector"] == "linear"
