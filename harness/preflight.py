@@ -51,11 +51,15 @@ def check_step_count(cells: list[CellSpec], plugins: Plugins) -> None:
             steps += 2 + (ev.runs if judged else 0)
     if steps > STEPS_MAX:
         raise UserError(
-            f"the plan would have {steps:,} steps (runs={runs}, {len(cells)} cells); "
+            f"the plan would have {steps:,} steps (runs={runs}, {_cells(cells)}); "
             f"the limit is {STEPS_MAX:,}"
         )
     if steps > STEPS_WARN:
-        warn(f"the plan has up to {steps:,} steps (runs={runs}, {len(cells)} cells)")
+        warn(f"the plan has up to {steps:,} steps (runs={runs}, {_cells(cells)})")
+
+
+def _cells(cells: list[CellSpec]) -> str:
+    return f"{len(cells)} cell" + ("s" if len(cells) != 1 else "")
 
 
 def check_folders(run_dir: Path, store: Path) -> None:
