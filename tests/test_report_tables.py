@@ -155,3 +155,12 @@ def test_failed_items_of_many_cells_are_one_note_per_benchmark():
     notes = [note for note in table.notes if "failed item" in note]
     cells = ", ".join(f"{n} in {c.id}" for n, c in enumerate(failing, start=1))
     assert notes == [f"mmbench: failed items excluded in 3 cells: {cells} (judge_error 6)"]
+
+
+def test_a_benchmark_note_on_its_result_is_shown_once_under_its_table():
+    results = study_results()
+    note = "test split: no answers to score; upload sub.xlsx to the MMBench evaluation server"
+    for cell in [c for c in results.cells if "mmbench" in c.benchmarks][:2]:
+        cell.benchmarks["mmbench"].extra["note"] = note
+    table = {t.key: t for t in build_tables(results)}["table3b"]
+    assert [n for n in table.notes if "evaluation server" in n] == [f"mmbench: {note}"]

@@ -132,6 +132,11 @@ def provenance_notes(entries: list[Entry], benchmarks: list[str]) -> list[str]:
         failure_note = _failures_note(bench, having)
         if failure_note:
             notes.append(failure_note)
+        # what a benchmark says of its own result (e.g. a test split written for submission)
+        said = dict.fromkeys(
+            str(e.extra[bench]["note"]) for e in having if "note" in e.extra.get(bench, {})
+        )
+        notes += [f"{bench}: {note}" for note in said]
     if used:
         notes.append("   ".join(text for mark, text in LEGEND.items() if mark in used))
     if any(e.cost_estimated for e in runs):
