@@ -8,8 +8,10 @@ submitit's local executor (tests, a workstation); `"debug"` runs them in process
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +27,24 @@ def default_partition_exists() -> bool | None:
     """True when the cluster has a default partition, None when Slurm is not reachable."""
     if shutil.which("sinfo") is None:
         return None
-    out = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30)
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:  # installed, but no cluster answers (no slurm.conf, controller down)
+        return None
     return any(line.strip().endswith("*") for line in out.stdout.splitlines())
+
+
+def requests_gpus(resources: dict[str, Any]) -> bool:
+    """Whether a step's hardware has GPUs to ask Slurm for.
+
+    Hardware with `accelerator = "cpu"` has none, and neither has the registry's `cpu` entry (the
+    machine's CPU standing in for one device, as on a laptop): asking a node without `gres/gpu`
+    for GPUs makes sbatch refuse the job ("Invalid generic resource (gres) specification")."""
+    return resources.get("accelerator", "gpu") == "gpu" and resources.get("hardware") != "cpu"
 
 
 class SlurmExecutor:
@@ -38,6 +56,7 @@ class SlurmExecutor:
         self.spec = spec or ExecutorSpec(name="slurm")
         self.cluster = self.spec.options.get("cluster")  # None = slurm; "local"; "debug"
         self.capacity = max(1, self.spec.max_parallel if self.spec.max_parallel > 1 else 256)
+        self.watcher: Any = None  # one squeue watcher for every job (slurm_state)
         if self.cluster in (None, "slurm") and self.spec.partition is None:
             if default_partition_exists() is False:
                 raise UserError(
@@ -46,19 +65,22 @@ class SlurmExecutor:
                 )
 
     def parameters(self, resources: dict[str, Any]) -> dict[str, Any]:
-        """submitit parameters for a step's resource shape."""
+        """submitit parameters for a step's resource shape: GPUs only for GPU hardware; a
+        stage 2 on several CPU ranks gets one Slurm task per rank."""
         params: dict[str, Any] = {
             "timeout_min": self.spec.time_limit_min,
             "nodes": resources.get("nodes", 1),
             "name": f"harness-{resources.get('kind', 'step')}",
         }
-        gpus = (
+        devices = (
             resources.get("gpus_per_node", 0)
             if resources.get("kind") in ("stage1", "stage2", "generate")
             else 0
         )
-        if gpus and resources.get("accelerator", "gpu") == "gpu":
-            params["gpus_per_node"] = gpus
+        if devices and requests_gpus(resources):
+            params["gpus_per_node"] = devices
+        elif devices > 1 and resources.get("kind") == "stage2" and self.cluster in (None, "slurm"):
+            params["tasks_per_node"] = devices  # CPU ranks: Slurm starts them (slurm_ranks)
         if self.cluster in (None, "slurm"):
             if self.spec.partition:
                 params["slurm_partition"] = self.spec.partition
@@ -93,27 +115,40 @@ class SlurmExecutor:
             folder = Path(jobs[indices[0]][0].run_dir) / "slurm"
             ex = self._executor(folder, params[indices[0]])
             with ex.batch():
-                submitted = [ex.submit(jobs[i][0]) for i in indices]
+                submitted = [ex.submit(self._ranked(jobs[i][0], params[i])) for i in indices]
             for i, handle in zip(indices, submitted, strict=True):
-                handles[i] = handle
+                handles[i] = self._handle(handle)
         return handles
 
+    @staticmethod
+    def _ranked(job: Any, params: dict[str, Any]) -> Any:
+        """A job of several tasks runs the step on task 0 and trains as a peer on the others."""
+        if params.get("tasks_per_node", 1) == 1:
+            return job
+        from harness_plugins.executors.slurm_ranks import RankedStepJob
+
+        return RankedStepJob(job)
+
+    def _handle(self, job: Any) -> Any:
+        """On a real cluster, states come from squeue (see slurm_state), failures name them."""
+        from harness_plugins.executors.slurm_state import SlurmStepHandle, SqueueWatcher
+
+        if type(job).__name__ != "SlurmJob":
+            return job
+        if self.watcher is None:
+            self.watcher = SqueueWatcher()
+        return SlurmStepHandle(job, self.watcher)
+
     def sbatch_script(self, resources: dict[str, Any], folder: Path) -> str:
-        """The sbatch script a step with this shape would be submitted with."""
+        """The sbatch script a step with this shape is submitted with (as submitit writes it)."""
         from submitit.slurm.slurm import _make_sbatch_string
 
-        p = self.parameters(resources)
-        return _make_sbatch_string(
-            command="python -u -m submitit.core._submit '%s'" % (folder / "%j"),
-            folder=folder / "%j",
-            job_name=p["name"],
-            partition=p.get("slurm_partition"),
-            account=p.get("slurm_account"),
-            time=p["timeout_min"],
-            nodes=p["nodes"],
-            gpus_per_node=p.get("gpus_per_node"),
-            ntasks_per_node=1,
-        )
+        names = {"name": "job_name", "timeout_min": "time", "tasks_per_node": "ntasks_per_node"}
+        sbatch = {
+            names.get(k, k.removeprefix("slurm_")): v for k, v in self.parameters(resources).items()
+        }
+        command = f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {folder / '%j'}"
+        return _make_sbatch_string(command=command, folder=folder / "%j", **sbatch)
 
 
 @hookimpl

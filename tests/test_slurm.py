@@ -1,0 +1,333 @@
+"""`harness run --executor slurm` against a real one-node Slurm cluster (tests/_slurm.py).
+
+Tiny cells of a quick size (its foundation builds in seconds) run through sbatch, job arrays,
+`scontrol requeue` and `scancel` on a node without GPUs and on one declaring two `gres/gpu`.
+The cluster keeps no accounting database, as many small clusters: job states come from squeue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from _slurm import Cluster, unavailable
+from harness_plugins.executors.slurm import SlurmExecutor
+from harness_plugins.executors.slurm_state import parse_squeue
+
+from harness.specs import ExecutorSpec
+
+REGISTRY = """
+[towers.quick-clip]
+hidden_size = 32
+patch_size = 8
+resolutions = [32]
+tiny = { layers = 2, heads = 2, intermediate = 64, pretrain_steps = 3 }
+
+[sizes.quick]
+hidden_size = 64
+params_b = 0.0001
+tower = "quick-clip"
+tiny = { layers = 1, heads = 2, intermediate = 128, vocab = 600, pretrain_steps = 3 }
+
+[hardware.gpu2]   # a node with two GPUs (the test cluster's are /dev/null and /dev/zero)
+gpus_per_node = 2
+gpu_memory_gb = 80
+usd_per_node_hour = 1.0
+"""
+
+EXPERIMENT = """
+sizes = ["quick"]
+methods = ["lora"]
+benchmarks = ["mmlu"]
+judge = { name = "reference" }
+eval = { batch_size = 32, max_new_tokens = 8 }
+executor = { name = "slurm", time_limit_min = 20 }
+
+[stage1.tiny]
+global_batch = 8
+micro_batch = 8
+max_length = 128
+lr = 2e-3
+max_steps = 3
+precision = "fp32"
+
+[stage2.tiny]
+global_batch = 16
+micro_batch = 16
+max_length = 128
+max_steps = 5
+precision = "fp32"
+lora = { lr = 2e-3, lora_rank = 4, lora_alpha = 8 }
+"""
+
+
+# --- without a cluster: what the executor asks Slurm for, and how it reads squeue ---------------
+
+
+def test_cpu_hardware_asks_slurm_for_no_gpus():
+    ex = SlurmExecutor(ExecutorSpec(name="slurm", partition="debug"))
+    stage2 = {"kind": "stage2", "nodes": 1, "gpus_per_node": 1}
+    assert "gpus_per_node" not in ex.parameters({**stage2, "hardware": "cpu"})
+    assert "gpus_per_node" not in ex.parameters({**stage2, "hardware": "x", "accelerator": "cpu"})
+    gpu = ex.parameters({**stage2, "gpus_per_node": 8, "hardware": "a100-80g"})
+    assert gpu["gpus_per_node"] == 8
+    script = ex.sbatch_script({**stage2, "hardware": "cpu"}, Path("/runs/r/slurm"))
+    assert "--gpus-per-node" not in script and "#SBATCH --partition=debug" in script
+
+
+def test_squeue_lines_become_job_states():
+    text = "12_0|RUNNING|vm\n12_1|CANCELLED|vm\n13|CONFIGURING|\n14|COMPLETED|vm\n"
+    states = {k: v["State"] for k, v in parse_squeue(text).items()}
+    assert states == {"12_0": "RUNNING", "12_1": "CANCELLED", "13": "PENDING", "14": "COMPLETED"}
+
+
+# --- the real cluster ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    running = Cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SLURM_CONF", running.env["SLURM_CONF"])
+            yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The registry and experiment files, and one foundation cache for every run."""
+    root = tmp_path_factory.mktemp("slurm-project")
+    (root / "reg.toml").write_text(REGISTRY)
+    (root / "exp.toml").write_text(EXPERIMENT)
+    (root / "train.toml").write_text(EXPERIMENT.replace('["mmlu"]', "[]"))  # both stages only
+    return root
+
+
+def harness(project: Path, *args: str, wait: bool = True, out: str = "run", exp: str = "exp"):
+    cmd = [sys.executable, "-m", "harness", *args, "--config", str(project / f"{exp}.toml")]
+    cmd += ["--registry", str(project / "reg.toml")]
+    if args[0] == "run":
+        cmd += ["--out", str(project / out)]
+    env = {**os.environ, "HARNESS_CACHE": str(project / "cache"), "PYTHONUNBUFFERED": "1"}
+    if not wait:
+        log = open(project / f"{out}.out", "w")  # noqa: SIM115 - the child writes it
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+
+
+def manifests(run: Path) -> dict[str, dict]:
+    out = {}
+    for path in (run / "store" / "steps").glob("*/manifest.json"):
+        body = json.loads(path.read_text())
+        out[body["step"]] = body
+    return out
+
+
+def submissions(run: Path) -> dict[str, str]:
+    """The sbatch scripts submitit wrote, by job name (harness-stage2, ...)."""
+    out: dict[str, str] = {}
+    for path in (run / "slurm").rglob("*_submission.sh"):
+        text = path.read_text()
+        name = re.search(r"--job-name=(\S+)", text).group(1)
+        out.setdefault(name, text)
+    return out
+
+
+def _stage2_tasks(cluster: Cluster) -> dict[str, str]:
+    done = cluster.client(["squeue", "-h", "-r", "-n", "harness-stage2", "-o", "%i|%T|%N"])
+    return {k: v["State"] for k, v in parse_squeue(done.stdout).items()}
+
+
+def _step_of(run: Path, job_id: str) -> str:
+    """The step a submitted job runs, read from the pickle submitit wrote for it."""
+    from submitit.core.utils import pickle_load
+
+    (path,) = (run / "slurm").rglob(f"{job_id}_submitted.pkl")
+    return pickle_load(path).function.step_id
+
+
+def _wait_for(predicate, what: str, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _requeue_one_cancel_other(cluster: Cluster, run: Path) -> tuple[str, str]:
+    """Once both stage-2 array tasks run and one has a checkpoint: requeue it, cancel the other.
+    Returns (requeued, cancelled) job ids."""
+    from harness.plan import Plan
+
+    tasks = _wait_for(
+        lambda: (t := _stage2_tasks(cluster)) and set(t.values()) == {"RUNNING"} and t,
+        "both stage-2 tasks running",
+    )
+    requeued, cancelled = sorted(tasks)
+    plan = Plan.load(run)
+    work = plan.store.work_dir(plan.step(_step_of(run, requeued)).key) / "checkpoints"
+    _wait_for(lambda: any(work.glob("checkpoint-*/harness_meter.json")), "a checkpoint")
+    assert _stage2_tasks(cluster).get(requeued) == "RUNNING", "stage 2 ended too soon"
+    assert cluster.client(["scontrol", "requeue", requeued]).returncode == 0
+    assert cluster.client(["scancel", cancelled]).returncode == 0
+    # Slurm holds a requeued batch job for two minutes (its BeginTime): start it now
+    _wait_for(lambda: _stage2_tasks(cluster).get(requeued) == "PENDING", "the requeue")
+    release = ["scontrol", "update", f"JobId={requeued}", "StartTime=now"]
+    assert cluster.client(release).returncode == 0
+    return requeued, cancelled
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_cpu_cluster_runs_the_matrix_through_requeue_and_scancel(cluster, project):
+    from harness.plan import Plan
+
+    cluster.start(gpus=0)
+    run = project / "cpu"
+    matrix = ("--matrix", "lr=2e-3,1e-3", "steps=150")
+    proc = harness(project, "run", *matrix, wait=False, out="cpu")
+    try:
+        requeued, cancelled = _requeue_one_cancel_other(cluster, run)
+        proc.wait(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = (project / "cpu.out").read_text()
+    assert proc.returncode == 1, output[-3000:]
+    # no accounting database here: states came from squeue, without one sacct warning
+    assert "sacct" not in output and "Bypassing" not in output
+    # the two stage-2 steps, ready together with one shape, went out as one array
+    array = requeued.split("_")[0]
+    assert (requeued, cancelled) == (f"{array}_0", f"{array}_1")
+    scripts = submissions(run)
+    assert "#SBATCH --array=0-1%2" in scripts["harness-stage2"]
+    for name, text in scripts.items():  # cpu hardware: no GPU asked for, anywhere
+        assert "gpus" not in text and "gres" not in text, name
+
+    # the cancelled job fails its step, with the Slurm state, and only what depends on it
+    keep_step, cancel_step = _step_of(run, requeued), _step_of(run, cancelled)
+    assert re.search(rf"failed {re.escape(cancel_step)}: .*slurm job {cancelled} CANCELLED", output)
+    steps = manifests(run)
+    cell, lost = keep_step.split("/", 1)[1], cancel_step.split("/", 1)[1]
+    assert {f"generate/{cell}/mmlu", f"score/{cell}/mmlu"} <= set(steps)
+    assert not {cancel_step, f"generate/{lost}/mmlu", f"score/{lost}/mmlu"} & set(steps)
+    results = json.loads((run / "results.json").read_text())
+    failed = {c["id"]: c["failed_steps"] for c in results["cells"]}
+    assert failed[cell] == [] and failed[lost][0]["step"] == cancel_step
+
+    # the requeued job ran again under its own id and resumed from its last checkpoint
+    log = (run / "logs" / (keep_step.replace("/", "__") + ".log")).read_text()
+    assert log.count(f"start {keep_step}") == 2, log
+    assert re.search(r"resuming from .*checkpoint-\d+", log), log
+    assert steps[keep_step]["cluster_job"]["job_id"] == requeued
+    plan = Plan.load(run)
+    record = plan.store.step_dir(plan.step(keep_step).key) / "record.json"
+    assert json.loads(record.read_text())["steps"] == 150
+    (stage1,) = [s for s in steps if s.startswith("stage1/")]  # finished: not run again
+    assert (run / "logs" / (stage1.replace("/", "__") + ".log")).read_text().count("start ") == 1
+
+    # the same command finishes the matrix: only the cancelled cell's steps run
+    again = harness(project, "run", *matrix, out="cpu")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "steps: 3 ran, 4 reused, 0 failed, 0 skipped" in again.stdout
+    assert "sacct" not in again.stdout + again.stderr
+    after = manifests(run)
+    assert len(after) == 1 + 2 * 3  # the shared stage 1; stage 2, generate, score per cell
+    assert all(after[s]["start"] == m["start"] for s, m in steps.items())
+    jobs = [m["cluster_job"] for m in after.values()]
+    assert all(j and j["executor"] == "slurm" and j["job_id"] for j in jobs), jobs
+    assert len({j["job_id"] for j in jobs}) == len(jobs)
+
+
+def _scripts(plan_output: str) -> dict[str, str]:
+    """The job scripts `harness plan --executor slurm` prints, by the step kind they are for."""
+    out = {}
+    for chunk in plan_output.split("# job script for ")[1:]:
+        kind = chunk.split()[0]
+        body = chunk[chunk.index("#!/bin/bash") :]
+        end = body.index("submitit.core._submit")
+        out[kind] = body[: body.index("\n", end) + 1]
+    return out
+
+
+def _test_only(cluster: Cluster, project: Path, scripts: dict[str, str]) -> dict[str, str]:
+    """sbatch --test-only's verdict on each script: "" when accepted, else its error."""
+    verdicts = {}
+    for kind, text in scripts.items():
+        path = project / f"{kind}.sbatch"
+        path.write_text(text)
+        done = cluster.client(["sbatch", "--test-only", str(path)])
+        verdicts[kind] = "" if done.returncode == 0 else done.stderr.strip()
+    return verdicts
+
+
+@pytest.mark.slurm
+def test_plan_scripts_pass_sbatch_test_only(cluster, project):
+    cluster.start(gpus=0)
+    cpu = harness(project, "plan", "--executor", "slurm")
+    assert cpu.returncode == 0, cpu.stderr
+    scripts = _scripts(cpu.stdout)
+    assert set(scripts) == {"stage1", "stage2", "generate", "score"}
+    assert _test_only(cluster, project, scripts) == dict.fromkeys(scripts, "")
+    # GPU-shaped scripts are refused by this node, which has no GPUs: what the executor avoids
+    gpu_plan = harness(project, "plan", "--executor", "slurm", "--matrix", "hardware=gpu2")
+    gpu = _scripts(gpu_plan.stdout)
+    assert "#SBATCH --gpus-per-node=2" in gpu["stage2"]
+    assert _test_only(cluster, project, {"stage2": gpu["stage2"]})["stage2"]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_stage2_on_two_cpu_ranks_runs_as_two_slurm_tasks(cluster, project):
+    from harness.plan import Plan
+
+    cluster.start(gpus=0)
+    done = harness(project, "run", "--matrix", "hardware=cpu-2", out="ranks", exp="train")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = project / "ranks"
+    script = submissions(run)["harness-stage2"]
+    assert "#SBATCH --ntasks-per-node=2" in script and "gpus" not in script
+    steps = manifests(run)
+    (stage2,) = [s for s in steps if s.startswith("stage2/")]
+    job = steps[stage2]["cluster_job"]["job_id"]
+    # srun started two tasks: rank 1 trained as the rank Slurm gave it, in its own task
+    (peer,) = (run / "slurm").rglob(f"{job}_1_log.out")
+    assert f"{stage2}: rank 1 of 2 (Slurm)" in peer.read_text()
+    # rank 0's log: one world of two ranks split the global batch of 16, no launcher between
+    log = (run / "logs" / (stage2.replace("/", "__") + ".log")).read_text()
+    assert "steps of 16 (2 x 8 x 1)" in log, log
+    plan = Plan.load(run)
+    record = json.loads((plan.store.step_dir(plan.step(stage2).key) / "record.json").read_text())
+    assert record["launch_command"] is None and record["steps"] == 5
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_gpu_cluster_gives_gpu_shaped_steps_their_gpus(cluster, project):
+    cluster.start(gpus=2)
+    plan = harness(project, "plan", "--executor", "slurm", "--matrix", "hardware=gpu2")
+    scripts = _scripts(plan.stdout)
+    assert _test_only(cluster, project, scripts) == dict.fromkeys(scripts, "")
+
+    # the tiny model trains on the CPU inside jobs that hold the node's two (fake) GPUs
+    done = harness(project, "run", "--matrix", "hardware=gpu2", out="gpus", exp="train")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    submitted = submissions(project / "gpus")
+    assert "#SBATCH --gpus-per-node=2" in submitted["harness-stage1"]
+    assert "#SBATCH --gpus-per-node=2" in submitted["harness-stage2"]
+    steps = manifests(project / "gpus")
+    assert sorted(s.split("/")[0] for s in steps) == ["stage1", "stage2"]
+    assert all(m["cluster_job"]["executor"] == "slurm" for m in steps.values())
