@@ -28,6 +28,7 @@ class LinearProjector(nn.Module):
         super().__init__()
         self.linear_1 = nn.Linear(in_features, out_features, bias=bias)
         self.register_state_dict_post_hook(_add_identity_second_layer)
+        self.register_load_state_dict_pre_hook(_drop_identity_second_layer)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
         return self.linear_1(image_features)
@@ -39,6 +40,20 @@ def _add_identity_second_layer(module, state_dict, prefix, local_metadata) -> No
     state_dict[prefix + "linear_2.weight"] = eye
     if module.linear_1.bias is not None:
         state_dict[prefix + "linear_2.bias"] = torch.zeros_like(module.linear_1.bias)
+
+
+def _drop_identity_second_layer(module, state_dict, prefix, *args) -> None:
+    """Loading a state dict the hook above wrote (a DeepSpeed or Trainer checkpoint being
+    resumed): its identity linear_2 has no parameter here. Any other linear_2 stays, and a
+    strict load refuses it."""
+    weight = state_dict.get(prefix + "linear_2.weight")
+    bias = state_dict.get(prefix + "linear_2.bias")
+    if weight is None:
+        return
+    eye = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
+    if weight.shape == eye.shape and torch.equal(weight, eye) and _zero(bias):
+        state_dict.pop(prefix + "linear_2.weight")
+        state_dict.pop(prefix + "linear_2.bias", None)
 
 
 def fold_linear(two_layer: nn.Module) -> LinearProjector:

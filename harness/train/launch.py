@@ -197,8 +197,12 @@ def exit_with_parent(pid: int, every_s: float = 1.0) -> None:
     def watch() -> None:
         while not gone(parent):
             time.sleep(every_s)
-        print(f"harness: process {pid} that launched this rank is gone; exiting", flush=True)
-        os._exit(ORPHANED)
+        try:  # the output went to the dead process: writing may fail
+            print(f"harness: process {pid} that launched this rank is gone; exiting", flush=True)
+        except OSError:
+            pass
+        finally:
+            os._exit(ORPHANED)
 
     threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
