@@ -79,12 +79,45 @@ def test_cpu_hardware_asks_slurm_for_no_gpus():
     assert gpu["gpus_per_node"] == 8
     script = ex.sbatch_script({**stage2, "hardware": "cpu"}, Path("/runs/r/slurm"))
     assert "--gpus-per-node" not in script and "#SBATCH --partition=debug" in script
+    # two CPU ranks: stage 2 is one Slurm task per rank; stage 1 trains in one process
+    ranks = {**stage2, "gpus_per_node": 2, "hardware": "cpu-2", "accelerator": "cpu"}
+    assert ex.parameters(ranks)["tasks_per_node"] == 2
+    assert "#SBATCH --ntasks-per-node=2" in ex.sbatch_script(ranks, Path("/runs/r/slurm"))
+    assert "tasks_per_node" not in ex.parameters({**ranks, "kind": "stage1"})
+    local = SlurmExecutor(ExecutorSpec(name="slurm", options={"cluster": "local"}))
+    assert "tasks_per_node" not in local.parameters(ranks)  # the launcher starts them there
 
 
 def test_squeue_lines_become_job_states():
     text = "12_0|RUNNING|vm\n12_1|CANCELLED|vm\n13|CONFIGURING|\n14|COMPLETED|vm\n"
     states = {k: v["State"] for k, v in parse_squeue(text).items()}
     assert states == {"12_0": "RUNNING", "12_1": "CANCELLED", "13": "PENDING", "14": "COMPLETED"}
+
+
+def test_jobs_squeue_no_longer_lists_have_ended_and_a_failing_squeue_warns_once(caplog):
+    import subprocess as sp
+
+    from harness_plugins.executors.slurm_state import SqueueWatcher
+
+    watcher = SqueueWatcher()
+    for job_id in ("12_0", "12_1", "13", "14"):
+        watcher.register_job(job_id)
+    command = watcher._make_command()
+    assert command[-2:] == ["-j", "12,13,14"] and "sacct" not in command
+    watcher._read(sp.CompletedProcess(command, 0, "12_0|RUNNING|vm\n14|FAILED|vm\n", ""))
+    states = {j: watcher.get_state(j, mode="cache") for j in ("12_0", "12_1", "13", "14")}
+    assert states == {"12_0": "RUNNING", "12_1": "ENDED", "13": "ENDED", "14": "FAILED"}
+    assert not watcher.is_done("12_0", mode="cache") and watcher.is_done("12_1", mode="cache")
+
+    down = sp.CompletedProcess(command, 1, "", "slurm_load_jobs error: Unable to contact slurm")
+    with caplog.at_level("WARNING", logger="harness.slurm"):
+        watcher._read(down)
+        watcher._read(down)
+    assert len(caplog.records) == 1 and "Unable to contact" in caplog.text
+    assert watcher.get_state("12_0", mode="cache") == "RUNNING"  # unchanged, not ended
+    gone = sp.CompletedProcess(command, 1, "", "slurm_load_jobs error: Invalid job id specified")
+    watcher._read(gone)
+    assert watcher.get_state("12_0", mode="cache") == "ENDED"
 
 
 # --- the real cluster ---------------------------------------------------------------------------

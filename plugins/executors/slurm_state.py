@@ -87,7 +87,8 @@ class SqueueWatcher(SlurmInfoWatcher):
         known = parse_squeue(done.stdout)
         forgotten = "Invalid job id" in done.stderr
         if done.returncode != 0 and not known and not forgotten:
-            self._warn_once(f"squeue failed: {done.stderr.strip().splitlines()[-1:]}")
+            last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            self._warn_once(f"squeue failed ({last})")
             return
         self._info_dict.update(known)
         asked = set(done.args[-1].split(","))
