@@ -131,3 +131,20 @@ def test_signal_stops_workers_and_rerun_resumes(fake_cli, signum, code, to_group
     resumed = [line for line in ledger.read_text().splitlines() if line.startswith("resume ")]
     assert sorted(int(line.split()[-1]) for line in resumed) == kept
     assert {line.split()[1] for line in resumed} == set(CELLS)
+
+
+def test_resume_passes_over_a_checkpoint_cut_short_by_the_signal(tmp_path):
+    from harness.train.loop import CHECKPOINTS, last_checkpoint
+    from harness.train.measure import METER_FILE
+
+    folder = tmp_path / CHECKPOINTS
+    whole = folder / "checkpoint-58"
+    whole.mkdir(parents=True)
+    for name in ("adapter_model.safetensors", "trainer_state.json", METER_FILE):
+        (whole / name).write_text("{}")
+    (folder / "checkpoint-116").mkdir()  # the save a signal interrupted: nothing written yet
+    half = folder / "checkpoint-174"  # weights and state written, the meter not yet
+    half.mkdir()
+    (half / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == str(whole)
+    assert last_checkpoint(tmp_path / "nothing-here") is None
