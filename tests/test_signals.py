@@ -143,8 +143,8 @@ def test_resume_passes_over_a_checkpoint_cut_short_by_the_signal(tmp_path):
     for name in ("adapter_model.safetensors", "trainer_state.json", METER_FILE):
         (whole / name).write_text("{}")
     (folder / "checkpoint-116").mkdir()  # the save a signal interrupted: nothing written yet
-    half = folder / "checkpoint-174"  # weights and state written, the meter not yet
+    half = folder / "checkpoint-174"  # weights written, the trainer state not yet
     half.mkdir()
-    (half / "trainer_state.json").write_text("{}")
+    (half / "adapter_model.safetensors").write_text("{}")
     assert last_checkpoint(tmp_path) == str(whole)
     assert last_checkpoint(tmp_path / "nothing-here") is None

@@ -116,18 +116,15 @@ def _trainer_class() -> type:
 
 
 def last_checkpoint(out_dir: Path) -> str | None:
-    """The newest checkpoint written to the end: the Trainer writes trainer_state.json after
-    the weights and optimizer, and the meter file comes after that (MeterCallback.on_save). A
-    checkpoint cut short by a signal or a crash is passed over for the one before it."""
-    from harness.train.measure import METER_FILE
-
+    """The newest checkpoint written to the end (the Trainer writes trainer_state.json after
+    the weights, optimizer and RNG states): a save cut short by a signal or a crash is passed
+    over for the one before it."""
     folder = Path(out_dir) / CHECKPOINTS
     complete = [
         path
         for path in (folder.glob("checkpoint-*") if folder.is_dir() else ())
         if path.name.removeprefix("checkpoint-").isdigit()
         and (path / "trainer_state.json").is_file()
-        and (path / METER_FILE).is_file()
     ]
     if not complete:
         return None
