@@ -50,18 +50,25 @@ def _flops(model: Any, meter: Any, image_tokens: int) -> float:
     )
 
 
+def _measured(bundle: Any, outcome: Any) -> tuple[int, int, float]:
+    """(trainable, total, FLOPs) of the model as it trained: taken before the backend's `save`,
+    which may merge or unload what trained (a merged adapter has no trainable parameters)."""
+    trainable, total = count_params(bundle.model)
+    return trainable, total, _flops(bundle.model, outcome.meter, bundle.image_tokens)
+
+
 def _record(
     stage: str,
     method: str,
     outcome: Any,
-    bundle: Any,
+    measured: tuple[int, int, float],
     cell: CellSpec,
     gpus: int,
     launch: list[str] | None = None,
 ) -> TrainRecord:
     from harness.train.measure import build_record
 
-    trainable, total = count_params(bundle.model)
+    trainable, total, flops = measured
     hardware = cell.hardware
     if hardware.accelerator == "cpu":  # CPU ranks share one machine: its hours are the wall's
         hardware = hardware.model_copy(update={"gpus_per_node": 1})
@@ -74,7 +81,7 @@ def _record(
         hardware=hardware,
         trainable=trainable,
         total=total,
-        flops=_flops(bundle.model, outcome.meter, bundle.image_tokens),
+        flops=flops,
         launch_command=launch,
     )
 
@@ -112,9 +119,10 @@ def run_stage1(cell: CellSpec, out_dir: Path, log: Log) -> TrainRecord:
             gpus=gpus,
         )
     )
+    measured = _measured(bundle, outcome)
     save_projector(bundle.model, out_dir / STAGE1_FILE)
     finish(outcome, out_dir)
-    return _record("stage1", train.method, outcome, bundle, cell, gpus)
+    return _record("stage1", train.method, outcome, measured, cell, gpus)
 
 
 def stage1_projector(stage1_dir: Path) -> Path:
@@ -227,7 +235,8 @@ def _train_stage2(
         )
     )
     consolidate(outcome)
+    measured = _measured(bundle, outcome)
     if _is_main():
         backend.save(bundle, out_dir)
     finish(outcome, out_dir)
-    return _record("stage2", backend.name, outcome, bundle, cell, gpus)
+    return _record("stage2", backend.name, outcome, measured, cell, gpus)

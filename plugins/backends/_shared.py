@@ -24,11 +24,9 @@ class Stage2Backend:
         return None
 
     def load_model(self, model: ModelSpec, train: TrainSpec, stage1_dir: Path | None) -> Any:
-        from harness.model import build_llava
-        from harness.train.stages import stage1_projector
+        from harness.train.peft_helpers import load_base
 
-        projector = stage1_projector(stage1_dir) if stage1_dir is not None else None
-        return build_llava(model, quantization=self.quantization(train), projector_path=projector)
+        return load_base(model, stage1_dir, self.quantization(train))
 
     def deepspeed_config(self, train: TrainSpec, hardware: HardwareSpec, gpus: int) -> dict:
         from harness.train.deepspeed_config import deepspeed_config

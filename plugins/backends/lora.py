@@ -3,7 +3,8 @@
 The projector is a PEFT `modules_to_save` module, so the adapter folder holds the adapters and
 the non-LoRA trainables together (and the Trainer's checkpoints carry both for a resume).
 Alpha defaults to 2 x rank, the study's finding. QLoRA (qlora.py) is this backend plus a
-quantization spec.
+quantization spec. Everything PEFT-specific comes from the public harness.train.peft_helpers,
+which a plugin method (DoRA, ...) uses the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from harness_plugins.backends._shared import Stage2Backend
 
-from harness.errors import UserError
 from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -21,26 +21,10 @@ if TYPE_CHECKING:
 
 
 def lora_config(model: Any, train: TrainSpec) -> Any:
-    from peft import LoraConfig
+    """The built-in LoRA's peft config (harness.train.peft_helpers.lora_config, no options)."""
+    from harness.train.peft_helpers import lora_config as build
 
-    from harness.train.params import llm_linear_names
-
-    if train.lora_rank is None or train.lora_rank < 1:
-        raise UserError(f"{train.method}: lora_rank must be an integer >= 1, got {train.lora_rank}")
-    alpha = train.lora_alpha if train.lora_alpha is not None else 2 * train.lora_rank
-    if alpha <= 0:
-        raise UserError(f"{train.method}: lora_alpha must be > 0, got {alpha}")
-    leaves = sorted({name.rsplit(".", 1)[-1] for name in llm_linear_names(model)})
-    if not leaves:
-        raise UserError(f"{train.method}: the model's LLM has no linear layers to adapt")
-    return LoraConfig(
-        r=train.lora_rank,
-        lora_alpha=alpha,
-        lora_dropout=train.lora_dropout,
-        bias="none",
-        target_modules=rf".*language_model\..*\.({'|'.join(leaves)})$",
-        modules_to_save=["multi_modal_projector"],
-    )
+    return build(model, train)
 
 
 class LoRA(Stage2Backend):
@@ -49,25 +33,20 @@ class LoRA(Stage2Backend):
     zero_stage = 3
 
     def prepare(self, bundle: Any, train: TrainSpec) -> Any:
-        from peft import get_peft_model
+        from harness.train.peft_helpers import apply_lora
 
-        from harness.train.params import set_trainable
-
-        config = lora_config(bundle.model, train)
-        set_trainable(bundle.model, lambda name: False)
-        bundle.model = get_peft_model(bundle.model, config)
-        return bundle
+        return apply_lora(bundle, train)
 
     def save(self, bundle: Any, out_dir: Path) -> None:
         """Adapters + projector (adapter/), the model spec, and how the base was loaded."""
-        from harness.train.adapters import save_adapter
+        from harness.train.peft_helpers import save_adapter
 
         save_adapter(bundle, out_dir, self.name, getattr(bundle, "quantization", None))
 
     def load(self, model: ModelSpec, out_dir: Path) -> Any:
         """Plain LoRA comes back merged (fast evaluation); QLoRA keeps its 4-bit base, rebuilt
         fresh (on CPU a 4-bit model that ran a no-grad forward cannot train again)."""
-        from harness.train.adapters import adapter_quantization, load_adapter
+        from harness.train.peft_helpers import adapter_quantization, load_adapter
 
         return load_adapter(model, out_dir, merge=adapter_quantization(out_dir) is None)
 
