@@ -34,7 +34,7 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
     """The manifest as written, its quantization a QuantSpec; one line when it is not there."""
     path = Path(out_dir) / META_FILE
     if not path.is_file() or not (Path(out_dir) / ADAPTER_DIR).is_dir():
-        raise UserError(f"{out_dir} is not a PEFT adapter training output: {path.name} is missing")
+        raise UserError(f"{out_dir} is not a LoRA/QLoRA training output: {path.name} is missing")
     try:
         meta = json.loads(path.read_text())
         if not isinstance(meta, dict):
