@@ -40,7 +40,7 @@ def install() -> str | None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (
         ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
+        ["apt-get", "install", "-y", "-q", *PACKAGES],
     ):
         try:
             done = _run(cmd, timeout=600, env=env, stdin=subprocess.DEVNULL)
