@@ -173,7 +173,8 @@ def test_hook_register_executors(files):
     assert run_command(opts) == 0
     kinds = [r["kind"] for r in submitted]
     assert kinds == ["stage1", "stage2", "generate", "judge", "score"]
-    assert set(submitted[0]) == {"kind", "step", "nodes", "gpus_per_node", "log"}
+    shape = {"kind", "step", "nodes", "gpus_per_node", "hardware", "accelerator", "log"}
+    assert set(submitted[0]) == shape
     results = json.loads((files / "run" / "results.json").read_text())
     assert "fakebench" in results["cells"][0]["benchmarks"]
 
