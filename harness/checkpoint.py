@@ -95,9 +95,14 @@ def _vision(config: dict[str, Any] | None, folded: bool) -> dict[str, Any] | Non
 def safetensors_params(path: Path, skip: tuple[str, ...] = ()) -> int:
     """Elements of every tensor in a safetensors file (names containing `skip` left out), from
     its JSON header alone."""
-    with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
+    try:
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(min(length, 1 << 30)))
+        if not isinstance(header, dict):
+            raise ValueError("its header is not a JSON object")
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
     total = 0
     for name, entry in header.items():
         if name != "__metadata__" and not any(part in name for part in skip):
@@ -237,7 +242,81 @@ def _experiment_record(plan: Any, info: CheckpointInfo) -> dict[str, Any]:
     return record
 
 
-def checkpoint_plan(opts: Options, plugins: Any, model_ref: str):
+def _modality(plugins: Any, benchmark: str) -> str:
+    return plugins.get("benchmark", benchmark).modality
+
+
+def _choose_prompts(
+    cells: dict[str, Any], plugins: Any, flag: str | None, default: str
+) -> dict[str, str]:
+    """Each generation benchmark's prompt: --prompt, else its `prompt` eval setting, else the
+    checkpoint's default; set on the cells' evals (so it is in their step keys)."""
+    chosen: dict[str, str] = {}
+    for cid, cell in cells.items():
+        evals = []
+        for ev in cell.evals:
+            if getattr(plugins.get("benchmark", ev.benchmark), "prompt_template", None):
+                ev = ev.model_copy(update={"prompt": flag or ev.prompt or default})
+                chosen[ev.benchmark] = ev.prompt
+            evals.append(ev)
+        cells[cid] = cell.model_copy(update={"evals": evals})
+    return chosen
+
+
+def _warn_if_prompts_differ(
+    name: str, tokenizer: Any, chosen: dict[str, str], plugins: Any
+) -> None:
+    """One line when a benchmark's protocol prompt and the checkpoint's template render
+    differently: its scores then depend on which one was used."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return
+    from harness.eval.prompts import rendered_prompt
+    from harness.preflight import warn
+    from harness.protocols import GenerationRequest
+
+    differ: dict[str, list[str]] = {}
+    for bench, prompt in sorted(chosen.items()):
+        plugin = plugins.get("benchmark", bench)
+        protocol = plugin.prompt_template
+        text = "What is shown?" if plugin.modality == "language" else "<image>\nWhat is shown?"
+        own, theirs = (
+            rendered_prompt(tokenizer, GenerationRequest("probe", text, template=t))
+            for t in ("checkpoint", protocol)
+        )
+        if own != theirs:
+            differ.setdefault(f"{protocol}->{prompt}", []).append(bench)
+    for change, benches in differ.items():
+        protocol, prompt = change.split("->")
+        if prompt == "checkpoint":
+            warn(
+                f"{', '.join(benches)}: the protocol prompt is {protocol}, but {name} is "
+                f"prompted with its own chat template, which renders differently "
+                f"(--prompt {protocol} for the protocol's)"
+            )
+        else:
+            warn(
+                f"{', '.join(benches)}: {name} is prompted with {prompt}; its own chat template "
+                "renders differently (--prompt checkpoint to use it)"
+            )
+
+
+def _prompt_record(tokenizer: Any, chosen: dict[str, str]) -> dict[str, Any]:
+    from harness.specs import sha256_of
+
+    template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
+    return {
+        "choice": chosen,
+        "chat_template_sha256": sha256_of(template) if template else None,
+    }
+
+
+def checkpoint_plan(opts: Options, plugins: Any, model_ref: str, prompt: str | None = None):
+    from harness.eval.prompts import PROMPTS, default_prompt
+
+    if prompt == "llava":
+        prompt = "llava_v1"
+    if prompt is not None and prompt not in PROMPTS:
+        raise UserError(f"--prompt {prompt}: not one of {', '.join(PROMPTS)} (or llava)")
     local = Path(model_ref)
     if (local.exists() or model_ref.startswith((".", "/"))) and not local.is_dir():
         raise UserError(f"--model {model_ref}: no such checkpoint folder")
@@ -255,20 +334,29 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str):
     if opts.out is None:
         opts.out = Path("runs") / f"eval-{Path(ref).name}"
     plan = build_plan(opts, plugins)
+    if info.multimodal is False:
+        for cid, cell in plan.cells.items():
+            language = [e for e in cell.evals if _modality(plugins, e.benchmark) == "language"]
+            plan.cells[cid] = cell.model_copy(update={"evals": language})
+    if not any(c.evals for c in plan.cells.values()):
+        raise UserError(f"--model {model_ref}: no selected benchmark can evaluate this model")
+    from harness.preflight import check_checkpoint
+
+    asked = prompt or next(
+        (e.prompt for c in plan.cells.values() for e in c.evals if e.prompt == "checkpoint"), None
+    )
+    tokenizer = check_checkpoint(ref, plan, plugins, asked)  # before any step
+    has_template = bool(tokenizer is not None and getattr(tokenizer, "chat_template", None))
+    chosen = _choose_prompts(plan.cells, plugins, prompt, default_prompt(has_template))
+    _warn_if_prompts_differ(info.name, tokenizer, chosen, plugins)
     cells = {}
     for cell in plan.cells.values():
-        evals = cell.evals
-        if info.multimodal is False:
-            evals = [
-                e for e in evals if plugins.get("benchmark", e.benchmark).modality == "language"
-            ]
-        described = _describe_cell(cell, info, evals)
+        described = _describe_cell(cell, info, list(cell.evals))
         cells[described.id] = described
     plan.cells = cells
     from harness.dag import build_dag
 
     plan.steps = build_dag(list(plan.cells.values()), plugins, plan.assets)
-    if not any(c.evals for c in plan.cells.values()):
-        raise UserError(f"--model {model_ref}: no selected benchmark can evaluate this model")
     plan.experiment = _experiment_record(plan, info)
+    plan.experiment["prompt"] = _prompt_record(tokenizer, chosen)
     return plan

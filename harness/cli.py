@@ -150,13 +150,22 @@ def eval_(
     executor: Executor = None,
     registry: Registry = None,
     assets_mirror: Mirror = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt",
+            help="checkpoint (its own chat template) | vicuna_v1 | llava_v1; default: "
+            "checkpoint when the model carries a chat template, else vicuna_v1",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate an existing checkpoint (ours, llava-hf, or a plain causal LM) without training."""
     opts = dict(locals())
     model_ref = opts.pop("model")
+    prompt = opts.pop("prompt")
     from harness.orchestrate import eval_command
 
-    raise typer.Exit(eval_command(_options(**opts), model_ref))
+    raise typer.Exit(eval_command(_options(**opts), model_ref, prompt))
 
 
 @app.command()

@@ -56,8 +56,9 @@ def _version(plugins: Plugins, kind: str, name: str) -> str:
 
 def inputs_beyond_spec(cell: CellSpec, stage: str) -> dict[str, Any]:
     """What a stage trains on that its spec does not spell out: the versions of the synthetic
-    world (synthetic sources) and of the tiny foundation models (tiny sizes), and the content
-    fingerprints of local data files (stage 1 reads the captions only)."""
+    world (synthetic sources) and of the tiny foundation models (tiny sizes), the content
+    fingerprints of local data files (stage 1 reads the captions only), and an evaluated
+    checkpoint's files (or hub revision)."""
     out: dict[str, Any] = {}
     mix = cell.mix
     sources = {"captions": mix.captions}
@@ -74,6 +75,10 @@ def inputs_beyond_spec(cell: CellSpec, stage: str) -> dict[str, Any]:
     local = {role: value for role, value in local.items() if value}
     if local:
         out["data"] = local
+    if stage == "stage2" and cell.stage2.checkpoint:  # `harness eval`: the model's own files
+        from harness.eval.checkpoint_files import checkpoint_fingerprint
+
+        out["checkpoint"] = checkpoint_fingerprint(cell.stage2.checkpoint)
     return out
 
 

@@ -100,11 +100,11 @@ def run_command(opts: Options) -> int:
     return execute(plan, plugins, console)
 
 
-def eval_command(opts: Options, model_ref: str) -> int:
+def eval_command(opts: Options, model_ref: str, prompt: str | None = None) -> int:
     from harness.checkpoint import checkpoint_plan
 
     plugins = get_plugins()
-    plan = checkpoint_plan(opts, plugins, model_ref)
+    plan = checkpoint_plan(opts, plugins, model_ref, prompt)
     return execute(plan, plugins, Console())
 
 
@@ -154,6 +154,10 @@ def plan_command(opts: Options, as_json: bool) -> int:
     for cell in rows["cells"]:
         for warning in cell["estimate"].get("warnings", []):
             console.print(f"[yellow]warning[/yellow] {cell['id']}: {warning}", highlight=False)
+    from harness.fairness import plan_warnings
+
+    for warning in plan_warnings(plan, plugins):  # methods compared at different settings
+        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False, soft_wrap=True)
     return 0
 
 

@@ -111,3 +111,20 @@ def _call_check(plugins: Plugins, bench: Any, source: Any, ctx: Any) -> None:
     except Exception as exc:  # a plugin's own bug: labelled with its package, one line
         origin = plugins.origin("benchmark", bench.name)
         raise PluginError(origin.plugin, origin.package, origin.version, exc) from None
+
+
+def check_checkpoint(ref: str, plan: Any, plugins: Plugins, prompt: str | None) -> Any:
+    """`harness eval`: the checkpoint's config and tokenizer, and its image processor when an
+    image benchmark is selected (MMLU alone needs none), present and consistent; a missing or
+    mismatched file is one line naming it. Returns its tokenizer (None when not loaded here)."""
+    from harness.eval.checkpoint_files import check_files
+
+    images = sorted(
+        {
+            ev.benchmark
+            for cell in plan.cells.values()
+            for ev in cell.evals
+            if plugins.get("benchmark", ev.benchmark).modality != "language"
+        }
+    )
+    return check_files(ref, images, prompt)

@@ -279,6 +279,22 @@ class EvalSpec(Spec):
     # "shuffled-images": each request gets another request's image (a seeded permutation):
     # the control that shows a score comes from looking at the image
     control: Literal["none", "shuffled-images"] = "none"
+    # how a generation prompt is rendered: "checkpoint" (the model's own chat template) or one
+    # of the study's conversation formats; None = the benchmark's protocol template (vicuna_v1)
+    prompt: Literal["checkpoint", "vicuna_v1", "llava_v1"] | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _llava_is_llava_v1(cls, value: Any) -> Any:
+        return "llava_v1" if value == "llava" else value
+
+    @model_serializer(mode="wrap")
+    def _omit_default_prompt(self, handler: Any) -> dict[str, Any]:
+        """No prompt setting is left out of the dump: step keys made before the field stay."""
+        data = handler(self)
+        if self.prompt is None:
+            data.pop("prompt", None)
+        return data
 
 
 class HardwareSpec(Spec):

@@ -100,10 +100,17 @@ def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log)
 
         outputs = run_requests(model, requests, batch_size=ev.batch_size)
     wall = time.perf_counter() - started
+    from harness.eval.prompts import rendered_prompt
+
+    tokenizer = getattr(model, "tokenizer", None)
     with open(work / "outputs.jsonl", "w") as fh:
         for req in requests:
             out = outputs[req.id]
-            line = {"request_sha256": sha256_of(_request_json(req)), **out.to_json()}
+            line = {
+                "request_sha256": sha256_of(_request_json(req)),
+                "prompt": rendered_prompt(tokenizer, req),  # as read, images as <image>
+                **out.to_json(),
+            }
             fh.write(json.dumps(line, sort_keys=True) + "\n")
     from harness.cost import gpu_hours_per_node
 
@@ -139,12 +146,18 @@ def _request_json(req: Any) -> dict[str, Any]:
     return asdict(req)
 
 
-def read_generation(gen_dir: Path) -> tuple[dict[str, ModelOutput], dict[str, str]]:
-    """A generate step's outputs and each request's sha256 (the per-sample input hash)."""
+def read_generation(
+    gen_dir: Path, prompts: dict[str, str] | None = None
+) -> tuple[dict[str, ModelOutput], dict[str, str]]:
+    """A generate step's outputs and each request's sha256 (the per-sample input hash); each
+    request's rendered prompt goes into `prompts` when one is given."""
     outputs, hashes = {}, {}
     for line in (gen_dir / "outputs.jsonl").read_text().splitlines():
         body = json.loads(line)
         hashes[body["id"]] = body.pop("request_sha256", None)
+        prompt = body.pop("prompt", None)  # steps generated before prompts were kept have none
+        if prompts is not None and prompt is not None:
+            prompts[body["id"]] = prompt
         outputs[body["id"]] = ModelOutput(**body)
     return outputs, hashes
 
@@ -173,7 +186,8 @@ def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
     ctx, items = _load_items(plan, cell, bench, ev, work)
     deps = plan.deps(step)
     gen = next(d for d in deps if d.kind == "generate")
-    outputs, hashes = read_generation(plan.store.step_dir(gen.key))
+    prompts: dict[str, str] = {}
+    outputs, hashes = read_generation(plan.store.step_dir(gen.key), prompts)
     runs = [
         json.loads((plan.store.step_dir(d.key) / "judgments.json").read_text())
         for d in sorted((d for d in deps if d.kind == "judge"), key=lambda d: d.spec["run"])
@@ -189,7 +203,7 @@ def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
                 result.failures.setdefault(f"judge:{reason}", 0)
                 result.failures[f"judge:{reason}"] += count
     (work / "result.json").write_text(result.model_dump_json(indent=2) + "\n")
-    _write_samples(work / "samples.jsonl", outputs, runs, hashes)
+    _write_samples(work / "samples.jsonl", outputs, runs, hashes, prompts)
     if isinstance(bench, ItemScoring):
         _write_item_scores(work / "items.jsonl", bench.item_scores(items, outputs, judgments, ctx))
     log(f"{bench.name}: {result.primary} = {result.metrics.get(result.primary)}")
@@ -205,7 +219,11 @@ def _item_score(parsed: Any) -> Any:
 
 
 def _write_samples(
-    path: Path, outputs: dict[str, ModelOutput], runs: list[dict], hashes: dict[str, str]
+    path: Path,
+    outputs: dict[str, ModelOutput],
+    runs: list[dict],
+    hashes: dict[str, str],
+    prompts: dict[str, str] | None = None,
 ) -> None:
     with open(path, "w") as fh:
         seen = set()
@@ -214,6 +232,7 @@ def _write_samples(
             records = [run.get("records", {}).get(oid) for run in runs]
             line = {
                 "request_sha256": hashes.get(oid),
+                "prompt": (prompts or {}).get(oid),
                 **out.to_json(),
                 "parsed": judged,
                 "judge": records,

@@ -1,10 +1,11 @@
 """The generation engine: batched greedy / beam search with left padding, one image encoding per
 distinct image, and log-likelihood scoring of multiple-choice continuations.
 
-Prompts are rendered through harness.model.templates (a vicuna_v1 user turn followed by
-"ASSISTANT:"), or fed as they are with template "raw". Image features are computed once per image
-path and scattered into the `<image>` positions of the prompt embeddings, so MMBench's rotations
-and several LLaVA-Bench questions on one image cost one tower forward.
+Prompts are rendered through harness.eval.prompts (a vicuna_v1 or llava_v1 user turn followed by
+"ASSISTANT:", or the checkpoint's own chat template), or fed as they are with template "raw".
+Image features are computed once per image path and scattered into the `<image>` positions of
+the prompt embeddings, so MMBench's rotations and several LLaVA-Bench questions on one image cost
+one tower forward.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from typing import Any
 import torch
 
 from harness.errors import UserError
+from harness.eval.prompts import prompt_token_ids
 from harness.protocols import GenerationRequest, LoglikRequest, ModelOutput
+
+__all__ = ["ImageFeatures", "generate", "prompt_token_ids", "run_requests"]
 
 Progress = Callable[[int, int], None]
 SMALL_MODEL = 50_000_000  # parameters below which CPU evaluation runs on one intra-op thread
@@ -26,6 +30,15 @@ SMALL_MODEL = 50_000_000  # parameters below which CPU evaluation runs on one in
 
 def _parts(bundle: Any) -> tuple[Any, Any, Any]:
     return bundle.model, bundle.tokenizer, getattr(bundle, "image_processor", None)
+
+
+def image_processor_for(bundle: Any) -> Any:
+    """The bundle's image processor, loaded on first need (a checkpoint's loads only when a
+    request carries an image: language benchmarks never read its processor files)."""
+    loader = getattr(bundle, "load_image_processor", None)
+    if getattr(bundle, "image_processor", None) is None and loader is not None:
+        bundle.image_processor = loader()
+    return getattr(bundle, "image_processor", None)
 
 
 def _device(model: Any) -> torch.device:
@@ -68,22 +81,6 @@ class ImageFeatures:
 
     def n_tokens(self, path: str) -> int:
         return self.cache[path].shape[0]
-
-
-def prompt_token_ids(tokenizer: Any, req: GenerationRequest, image_tokens: int) -> list[int]:
-    """The prompt's ids: a vicuna_v1 generation prompt (images expanded) or the raw text."""
-    if req.template == "raw":
-        from harness.model.templates import IMAGE_TOKEN, image_token_id
-
-        ids = tokenizer(req.prompt, add_special_tokens=True)["input_ids"]
-        if IMAGE_TOKEN not in req.prompt:
-            return list(ids)
-        image_id = image_token_id(tokenizer)
-        return [t for tok in ids for t in [tok] * (image_tokens if tok == image_id else 1)]
-    from harness.model.templates import prompt_ids
-
-    messages = [{"from": "human", "value": req.prompt}]
-    return prompt_ids(messages, tokenizer, req.template, image_tokens)
 
 
 def context_tokens(model: Any) -> int | None:
@@ -206,7 +203,8 @@ def generate(
     features: ImageFeatures | None = None,
 ) -> dict[str, ModelOutput]:
     """Answer generation requests in batches of like settings, longest prompts first."""
-    model, _, processor = _parts(bundle)
+    model = bundle.model
+    processor = image_processor_for(bundle) if any(r.image for r in requests) else None
     features = features or ImageFeatures(model, processor)
     features.ensure(requests)
     refuse_overlong(bundle, features, requests)

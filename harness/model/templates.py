@@ -1,6 +1,8 @@
-"""LLaVA's conversation templates, token by token: `plain` (stage 1) and `vicuna_v1` (stage 2).
+"""LLaVA's conversation templates, token by token: `plain` (stage 1) and `vicuna_v1` (stage 2),
+with `llava_v1` (vicuna_v1's format under LLaVA's own system prompt) for evaluation.
 
-The strings are LLaVA's (llava/conversation.py, `conv_llava_plain` and `conv_vicuna_v1`), and the
+The strings are LLaVA's (llava/conversation.py, `conv_llava_plain`, `conv_vicuna_v1` and
+`conv_llava_v1`), and the
 masking is LLaVA's: only assistant replies and their `</s>` are supervised. Labels come from one
 tokenization of the whole rendered text (character offsets decide which tokens are supervised),
 so the mask cannot drift from the tokens the model sees. Where the tokenizer does not split the
@@ -18,13 +20,19 @@ from harness.errors import UserError
 
 IGNORE_INDEX = -100
 IMAGE_TOKEN = "<image>"
-TEMPLATES = ("plain", "vicuna_v1")
-Template = Literal["plain", "vicuna_v1"]
+TEMPLATES = ("plain", "vicuna_v1", "llava_v1")
+Template = Literal["plain", "vicuna_v1", "llava_v1"]
 
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."
 )
+LLAVA_SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
+# the two-separator formats: the same turns, each under its own system prompt
+SYSTEMS = {"vicuna_v1": VICUNA_SYSTEM, "llava_v1": LLAVA_SYSTEM}
 VICUNA_ROLES = {"human": "USER", "gpt": "ASSISTANT"}
 VICUNA_SEP, VICUNA_SEP2 = " ", "</s>"
 PLAIN_SEP = "\n"
@@ -98,11 +106,11 @@ def segments(
                 f"{IMAGE_TOKEN} and one reply, got {len(messages)} turns"
             )
         return [(IMAGE_TOKEN, False), (str(messages[1]["value"]) + PLAIN_SEP, True)]
-    if template != "vicuna_v1":
+    if template not in SYSTEMS:
         raise UserError(f"unknown conversation template {template!r}; known: {TEMPLATES}")
     turns = _check_turns(messages, sample_id)
     pieces: list[tuple[str, bool]] = []
-    prefix = VICUNA_SYSTEM + VICUNA_SEP
+    prefix = SYSTEMS[template] + VICUNA_SEP
     for i, turn in enumerate(turns):
         role = VICUNA_ROLES[turn["from"]]
         value = _image_first(turn["value"])
@@ -180,7 +188,7 @@ def encode(
 
 def _check_reply_ends(ids, labels, spans, template, tokenizer, sample_id) -> None:
     """Each vicuna_v1 reply must end in the EOS id, or the model never learns to stop."""
-    if template != "vicuna_v1":
+    if template not in SYSTEMS:
         return
     ends = sum(
         1

@@ -38,6 +38,8 @@ MAX_NEW_TOKENS = 1024
 class LlavaBench:
     name = "llava-bench"
     version = "1"
+    # the conversation format of its protocol; the `prompt` eval setting overrides it
+    prompt_template = "vicuna_v1"
     modality = "multimodal"
     judged = True
     assets = ("llava-rule",)
@@ -67,7 +69,7 @@ class LlavaBench:
             "aggregation": "mean(model) / mean(reference) x 100 per category; overall pools all",
             "generation": {
                 "prompt": "<image>\\n{question}",
-                "template": "vicuna_v1",
+                "template": ctx.eval.prompt or self.prompt_template,
                 "temperature": 0.0,
                 "num_beams": ctx.eval.beam,
                 "max_new_tokens": ctx.eval.max_new_tokens or MAX_NEW_TOKENS,
@@ -137,7 +139,7 @@ class LlavaBench:
                 id=item.id,
                 prompt="<image>\n" + item.data["question"],
                 image=item.image,
-                template="vicuna_v1",
+                template=ctx.eval.prompt or self.prompt_template,
                 max_new_tokens=ctx.eval.max_new_tokens or MAX_NEW_TOKENS,
                 num_beams=ctx.eval.beam,
                 temperature=0.0,

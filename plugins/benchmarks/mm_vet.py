@@ -65,6 +65,8 @@ def parse_correctness(content: str | None) -> float | None:
 class MMVet:
     name = "mm-vet"
     version = "1"
+    # the conversation format of its protocol; the `prompt` eval setting overrides it
+    prompt_template = "vicuna_v1"
     modality = "multimodal"
     judged = True
     assets = ("mmvet-grader-prompt",)
@@ -92,7 +94,7 @@ class MMVet:
             "total = sum / graded samples x 100; mean and population std over runs",
             "generation": {
                 "prompt": "<image>\\n{question}",
-                "template": "vicuna_v1",
+                "template": ctx.eval.prompt or self.prompt_template,
                 "temperature": 0.0,
                 "num_beams": ctx.eval.beam,
                 "max_new_tokens": ctx.eval.max_new_tokens or MAX_NEW_TOKENS,
@@ -133,7 +135,7 @@ class MMVet:
                 id=item.id,
                 prompt="<image>\n" + item.data["question"],
                 image=item.image,
-                template="vicuna_v1",
+                template=ctx.eval.prompt or self.prompt_template,
                 max_new_tokens=ctx.eval.max_new_tokens or MAX_NEW_TOKENS,
                 num_beams=ctx.eval.beam,
             )

@@ -86,6 +86,8 @@ class Outcome:
 class MMBench:
     name = "mmbench"
     version = "2"  # 2: unmatched rotations count as wrong answers (1 excluded them)
+    # the conversation format of its protocol; the `prompt` eval setting overrides it
+    prompt_template = "vicuna_v1"
     modality = "multimodal"
     judged = True
     assets = ()
@@ -112,7 +114,7 @@ class MMBench:
             "extra.unmatched_questions counts them per judging run",
             "split": self._split(ctx),
             "generation": {
-                "template": "vicuna_v1",
+                "template": ctx.eval.prompt or self.prompt_template,
                 "temperature": 0.0,
                 "num_beams": ctx.eval.beam,
                 "max_new_tokens": ctx.eval.max_new_tokens or MAX_NEW_TOKENS,
@@ -143,7 +145,7 @@ class MMBench:
                         id=request_id(item, k),
                         prompt=rotation_prompt(item, options),
                         image=item.image,
-                        template="vicuna_v1",
+                        template=ctx.eval.prompt or self.prompt_template,
                         max_new_tokens=ctx.eval.max_new_tokens or MAX_NEW_TOKENS,
                         num_beams=ctx.eval.beam,
                     )

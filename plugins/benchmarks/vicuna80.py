@@ -76,6 +76,8 @@ def read_references(path: Path) -> dict[str, str]:
 class Vicuna80:
     name = "vicuna-80"
     version = "1"
+    # the conversation format of its protocol; the `prompt` eval setting overrides it
+    prompt_template = "vicuna_v1"
     modality = "language"
     judged = True
     assets = ("llava-rule", "fastchat-vicuna-questions", "fastchat-vicuna-reference-gpt4")
@@ -102,7 +104,7 @@ class Vicuna80:
             "retry": f"re-ask up to {pairwise.MAX_REASKS} times",
             "aggregation": "mean(model) / mean(reference) x 100, overall and per category",
             "generation": {
-                "template": "vicuna_v1",
+                "template": ctx.eval.prompt or self.prompt_template,
                 "temperature": 0.0,
                 "max_new_tokens": ctx.eval.max_new_tokens or MAX_NEW_TOKENS,
             },
@@ -154,7 +156,7 @@ class Vicuna80:
             GenerationRequest(
                 id=item.id,
                 prompt=item.data["question"],
-                template="vicuna_v1",
+                template=ctx.eval.prompt or self.prompt_template,
                 max_new_tokens=ctx.eval.max_new_tokens or MAX_NEW_TOKENS,
                 num_beams=ctx.eval.beam,
             )

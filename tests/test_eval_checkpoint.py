@@ -1,0 +1,169 @@
+"""A checkpoint as users have it (llava-hf layout): the prompt it is asked with, the image
+processor it ships, and its files checked before any step."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from _llava_hf import (
+    CHATML_TEMPLATE,
+    build_llava_hf,
+    drop,
+    strip_image_processor,
+)
+
+from harness import cli
+from harness.eval.engine import image_processor_for
+from harness.eval.loading import load_model, load_tokenizer
+from harness.eval.prompts import prompt_token_ids, rendered_prompt
+from harness.model.templates import LLAVA_SYSTEM, VICUNA_SYSTEM
+from harness.protocols import GenerationRequest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def llava_hf(tmp_path_factory) -> Path:
+    return build_llava_hf(tmp_path_factory.mktemp("ckpt") / "llava-tiny-hf")
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HARNESS_ASSETS_MIRROR", raising=False)
+
+
+def ask(template: str, text: str = "<image>\nWhat is shown?") -> GenerationRequest:
+    return GenerationRequest("q", text, image="x.png" if "<image>" in text else None,
+                             template=template)  # fmt: skip
+
+
+def call_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    """The `harness` console script in this process: exit code and output lines."""
+    old, sys.argv = sys.argv, ["harness", *argv]
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, [line for line in (captured.out + captured.err).splitlines() if line.strip()]
+
+
+def test_the_checkpoint_template_and_the_study_formats_give_the_documented_prompts(llava_hf):
+    tokenizer = load_tokenizer(str(llava_hf))
+    turn = "USER: <image>\nWhat is shown? ASSISTANT:"
+    assert rendered_prompt(tokenizer, ask("checkpoint")) == turn  # llava-1.5-hf's template
+    assert rendered_prompt(tokenizer, ask("vicuna_v1")) == f"{VICUNA_SYSTEM} {turn}"
+    assert rendered_prompt(tokenizer, ask("llava_v1")) == f"{LLAVA_SYSTEM} {turn}"
+    assert rendered_prompt(tokenizer, ask("checkpoint", "Name a colour.")) == (
+        "USER: Name a colour. ASSISTANT:"
+    )
+    # the ids: one BOS, the <image> placeholder expanded to the image's tokens
+    ids = prompt_token_ids(tokenizer, ask("checkpoint"), 4)
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
+    assert ids.count(image_id) == 4
+    # a template of plain string contents gets the prompt text, <image> in place
+    tokenizer.chat_template = CHATML_TEMPLATE
+    assert rendered_prompt(tokenizer, ask("checkpoint")) == (
+        "<|im_start|>user\n<image>\nWhat is shown?<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def plan_for(folder: Path, out: Path, prompt: str | None = None, benchmarks="mmbench,mmlu"):
+    from harness.checkpoint import checkpoint_plan
+    from harness.experiment import Options
+    from harness.plugins import get_plugins
+
+    return checkpoint_plan(Options(benchmarks=benchmarks, out=out), get_plugins(), str(folder),
+                           prompt)  # fmt: skip
+
+
+def test_the_default_prompt_follows_the_checkpoint_and_is_recorded_and_keyed(
+    llava_hf, tmp_path, capsys
+):
+    plan = plan_for(llava_hf, tmp_path / "run")
+    (cell,) = plan.cells.values()
+    prompts = {ev.benchmark: ev.prompt for ev in cell.evals}
+    assert prompts == {"mmbench": "checkpoint", "mmlu": None}  # MMLU scores log-likelihoods
+    assert plan.experiment["prompt"]["choice"] == {"mmbench": "checkpoint"}
+    assert plan.experiment["prompt"]["chat_template_sha256"]
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith("warning: mmbench: the protocol prompt is vicuna_v1")
+    keys = {s.id: s.key for s in plan.steps}
+
+    study = plan_for(llava_hf, tmp_path / "run", prompt="vicuna_v1")
+    (cell,) = study.cells.values()
+    assert {ev.benchmark: ev.prompt for ev in cell.evals}["mmbench"] == "vicuna_v1"
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert "prompted with vicuna_v1" in warning and "--prompt checkpoint" in warning
+    changed = {s.id for s in study.steps if keys[s.id] != s.key}
+    assert changed == {s.id for s in study.steps if "/mmbench" in s.id}  # MMLU's kept
+
+    bare = build_llava_hf(tmp_path / "no-template", template=None)
+    capsys.readouterr()
+    (cell,) = plan_for(bare, tmp_path / "run2", benchmarks="mmbench").cells.values()
+    assert [ev.prompt for ev in cell.evals] == ["vicuna_v1"]
+    assert capsys.readouterr().err == ""  # nothing disagrees: no warning
+
+
+def test_a_siglip_processor_is_honoured_and_loaded_only_for_images(tmp_path):
+    import torch
+    from PIL import Image
+
+    folder = build_llava_hf(tmp_path / "siglip", processor="siglip")
+    bundle = load_model(str(folder))
+    from harness.eval import run_requests
+
+    run_requests(bundle, [GenerationRequest("t", "Name a colour.", max_new_tokens=2)])
+    assert bundle.image_processor is None  # a language request reads no processor files
+    processor = image_processor_for(bundle)
+    assert type(processor).__name__ == "SiglipImageProcessorPil"
+    image = Image.new("RGB", (40, 24), (255, 0, 51))
+    pixels = processor([image], return_tensors="pt")["pixel_values"]
+    assert pixels.shape == (1, 3, 16, 16)  # a plain resize to its own size, no crop
+    expected = torch.tensor([1.0, -1.0, 51 / 255 / 0.5 - 1.0])  # mean and std 0.5, not CLIP's
+    assert torch.allclose(pixels[0, :, 8, 8], expected, atol=1e-3)
+
+
+CASES = [
+    ("processor of another size", {"processor_size": 32}, None, "mmbench",
+     "the image processor makes 32-px images but the vision tower takes 16 px"),
+    ("no image processor", {}, strip_image_processor, "mmbench",
+     "no image processor file (preprocessor_config.json"),
+    ("no tokenizer", {}, lambda f: drop(f, "tokenizer.json"), "mmlu", "no tokenizer file"),
+    ("no config", {}, lambda f: drop(f, "config.json"), "mmlu", "no config.json"),
+    ("corrupt weights", {}, lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4),
+     "mmlu", "model.safetensors: not a readable safetensors file"),
+    ("no chat template asked for", {"template": None}, None, "mmbench --prompt checkpoint",
+     "--prompt checkpoint, but the checkpoint has no chat template"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "build", "damage", "benchmarks", "expected"), CASES,
+                         ids=[c[0] for c in CASES])  # fmt: skip
+def test_a_missing_or_mismatched_file_is_one_line_before_any_step(
+    case, build, damage, benchmarks, expected, tmp_path, capsys
+):
+    folder = build_llava_hf(tmp_path / "ckpt", **build)
+    if damage:
+        damage(folder)
+    capsys.readouterr()  # the build's progress bars
+    out = tmp_path / "run"
+    argv = ["eval", "--model", str(folder), "--out", str(out), "--benchmarks", *benchmarks.split()]
+    code, lines = call_cli(argv, capsys)
+    assert code == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not out.exists()  # nothing ran, nothing was written
+
+
+def test_mmlu_alone_needs_no_image_processor(tmp_path):
+    folder = build_llava_hf(tmp_path / "ckpt")
+    strip_image_processor(folder)
+    (cell,) = plan_for(folder, tmp_path / "run", benchmarks="mmlu").cells.values()
+    assert [ev.benchmark for ev in cell.evals] == ["mmlu"]
