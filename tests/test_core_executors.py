@@ -70,6 +70,7 @@ def test_job_shape_and_sbatch_script(tmp_path):
         "nodes": 4,
         "name": "harness-stage2",
         "gpus_per_node": 8,
+        "tasks_per_node": 8,  # several nodes: one Slurm task per rank
         "slurm_partition": "a100",
         "slurm_account": "lab",
     }
@@ -80,6 +81,7 @@ def test_job_shape_and_sbatch_script(tmp_path):
         "#SBATCH --account=lab",
         "#SBATCH --nodes=4",
         "#SBATCH --gpus-per-node=8",
+        "#SBATCH --ntasks-per-node=8",
         "#SBATCH --time=600",
     ):
         assert line in script

@@ -76,7 +76,10 @@ def test_cpu_hardware_asks_slurm_for_no_gpus():
     assert "gpus_per_node" not in ex.parameters({**stage2, "hardware": "cpu"})
     assert "gpus_per_node" not in ex.parameters({**stage2, "hardware": "x", "accelerator": "cpu"})
     gpu = ex.parameters({**stage2, "gpus_per_node": 8, "hardware": "a100-80g"})
-    assert gpu["gpus_per_node"] == 8
+    assert gpu["gpus_per_node"] == 8 and "tasks_per_node" not in gpu  # the launcher's ranks
+    # stage 1 trains in one process on at most one GPU, whatever the cell's nodes
+    stage1 = ex.parameters({**stage2, "kind": "stage1", "nodes": 4, "gpus_per_node": 8})
+    assert (stage1["nodes"], stage1["gpus_per_node"], "tasks_per_node" in stage1) == (1, 1, False)
     script = ex.sbatch_script({**stage2, "hardware": "cpu"}, Path("/runs/r/slurm"))
     assert "--gpus-per-node" not in script and "#SBATCH --partition=debug" in script
     # two CPU ranks: stage 2 is one Slurm task per rank; stage 1 trains in one process
@@ -359,7 +362,7 @@ def test_gpu_cluster_gives_gpu_shaped_steps_their_gpus(cluster, project):
     done = harness(project, "run", "--matrix", "hardware=gpu2", out="gpus", exp="train")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     submitted = submissions(project / "gpus")
-    assert "#SBATCH --gpus-per-node=2" in submitted["harness-stage1"]
+    assert "#SBATCH --gpus-per-node=1" in submitted["harness-stage1"]  # one process, one GPU
     assert "#SBATCH --gpus-per-node=2" in submitted["harness-stage2"]
     steps = manifests(project / "gpus")
     assert sorted(s.split("/")[0] for s in steps) == ["stage1", "stage2"]

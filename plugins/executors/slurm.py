@@ -65,22 +65,28 @@ class SlurmExecutor:
                 )
 
     def parameters(self, resources: dict[str, Any]) -> dict[str, Any]:
-        """submitit parameters for a step's resource shape: GPUs only for GPU hardware; a
-        stage 2 on several CPU ranks gets one Slurm task per rank."""
+        """submitit parameters for a step's resource shape.
+
+        GPUs only for GPU hardware. Stage 1 trains in one process on at most one GPU: one
+        node. A stage 2 on several CPU ranks, or on several nodes, gets one Slurm task per
+        rank, and each trains as the rank Slurm gives it (slurm_ranks); several GPUs of one
+        node go through the deepspeed launcher inside a job of one task."""
+        kind = resources.get("kind")
+        nodes = 1 if kind == "stage1" else resources.get("nodes", 1)
+        devices = resources.get("gpus_per_node", 0) if kind in ("stage2", "generate") else 0
+        if kind == "stage1":
+            devices = min(1, resources.get("gpus_per_node", 0))
         params: dict[str, Any] = {
             "timeout_min": self.spec.time_limit_min,
-            "nodes": resources.get("nodes", 1),
-            "name": f"harness-{resources.get('kind', 'step')}",
+            "nodes": nodes,
+            "name": f"harness-{kind or 'step'}",
         }
-        devices = (
-            resources.get("gpus_per_node", 0)
-            if resources.get("kind") in ("stage1", "stage2", "generate")
-            else 0
-        )
-        if devices and requests_gpus(resources):
+        gpus = bool(devices) and requests_gpus(resources)
+        if gpus:
             params["gpus_per_node"] = devices
-        elif devices > 1 and resources.get("kind") == "stage2" and self.cluster in (None, "slurm"):
-            params["tasks_per_node"] = devices  # CPU ranks: Slurm starts them (slurm_ranks)
+        ranks_from_slurm = nodes > 1 or (devices > 1 and not gpus)
+        if kind == "stage2" and ranks_from_slurm and self.cluster in (None, "slurm"):
+            params["tasks_per_node"] = max(1, devices)
         if self.cluster in (None, "slurm"):
             if self.spec.partition:
                 params["slurm_partition"] = self.spec.partition
@@ -123,7 +129,7 @@ class SlurmExecutor:
     @staticmethod
     def _ranked(job: Any, params: dict[str, Any]) -> Any:
         """A job of several tasks runs the step on task 0 and trains as a peer on the others."""
-        if params.get("tasks_per_node", 1) == 1:
+        if params.get("tasks_per_node", 1) * params.get("nodes", 1) == 1:
             return job
         from harness_plugins.executors.slurm_ranks import RankedStepJob
 
