@@ -194,6 +194,23 @@ def _train_spec(layers: list[dict[str, Any]], what: str) -> TrainSpec:
         raise UserError(f"{what}: {describe_error(exc, TrainSpec)}") from None
 
 
+def method_lineage(method: str, plugins: Plugins) -> list[str]:
+    """The methods whose settings a method takes, the one it inherits from first: ["lora",
+    "dora"] for a backend with `inherits = "lora"` (InheritsSettings), else [method]."""
+    lineage = [method]
+    backend = plugins.get("backend", method)
+    while (parent := getattr(backend, "inherits", None)) is not None:
+        if not isinstance(parent, str) or parent in lineage:
+            chain = " -> ".join([*reversed(lineage), repr(parent)])
+            raise UserError(f"backend {method!r}: inherits must name another method ({chain})")
+        try:
+            backend = plugins.get("backend", parent)
+        except UserError as exc:
+            raise UserError(f"backend {method!r}: inherits = {parent!r}: {exc}") from None
+        lineage.insert(0, parent)
+    return lineage
+
+
 def resolve_cell(
     exp: ExperimentSpec, point: dict[str, Any], cid: str, registry: Registry, plugins: Plugins
 ) -> CellSpec:
@@ -234,11 +251,12 @@ def resolve_cell(
         "zero_stage": point.get("zero"),
         "nodes": point.get("nodes"),
     }
+    lineage = method_lineage(method, plugins)
     stage2 = _train_spec(
         [
-            registry.methods.get(method, {}),
+            *(registry.methods.get(name, {}) for name in lineage),
             dict(backend.defaults(size)),
-            _overrides(exp.stage2, [*groups, method]),
+            _overrides(exp.stage2, [*groups, *lineage]),
             {k: v for k, v in axis_train.items() if v is not None},
             {"method": method, "seed": point.get("seed", exp.seed)},
         ],

@@ -273,6 +273,18 @@ class TrainingBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class InheritsSettings(Protocol):
+    """Optional for a backend: the method whose hyperparameters it shares, e.g. "lora".
+
+    The registry's [methods.lora] table and the experiment's `lora` sub-tables then apply to it
+    as they do to LoRA (its own tables over them), so `methods=lora,dora` compares the two at
+    the same learning rate, rank and steps unless an experiment says otherwise.
+    """
+
+    inherits: str
+
+
 class StepHandle(Protocol):
     def done(self) -> bool: ...
 

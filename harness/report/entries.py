@@ -176,11 +176,15 @@ def axis_text(name: str, value: Any) -> str:
     return f"{name}={value}"
 
 
+RANKLESS_METHODS = ("full", "base", "checkpoint")  # the built-ins that train no adapters
+
+
 def method_text(axes: dict[str, Any]) -> str:
-    """'lora-64', 'qlora-64', 'full': the study's Table 4 column heads."""
+    """'lora-64', 'qlora-64', 'dora-64', 'full': the study's Table 4 column heads, the rank named
+    the same way for every method but those that train no rank (a plugin's included)."""
     method = str(axes.get("method", "-"))
     rank = axes.get("rank")
-    return f"{method}-{rank}" if rank is not None and method in ("lora", "qlora") else method
+    return f"{method}-{rank}" if rank is not None and method not in RANKLESS_METHODS else method
 
 
 def cell_label(entry: Entry, shown: list[str], skip: tuple[str, ...] = ()) -> str:
