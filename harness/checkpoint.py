@@ -157,9 +157,32 @@ def _hub_params(repo: str) -> int | None:
     return int(sum(counts.values()))
 
 
+def _describe_training_output(folder: Path) -> CheckpointInfo | None:
+    """A stage-2 adapter folder (LoRA, QLoRA, a plugin's PEFT method) described by the model
+    spec it was trained from: its weights are the base model's, not in the folder."""
+    from harness.model.assemble import SPEC_FILE
+    from harness.train.adapters import META_FILE
+
+    if not (folder / META_FILE).is_file() or not (folder / SPEC_FILE).is_file():
+        return None
+    from harness.model.persist import read_spec
+
+    spec = read_spec(folder)
+    vision = {
+        "image_size": spec.resolution,
+        "patch_size": spec.tower.patch_size,
+        "hidden_size": spec.tower.hidden_size,
+        "projector": spec.projector,
+    }
+    params = round(spec.size.params_b * 1e9)
+    return CheckpointInfo(str(folder), folder.name, params, spec.size.hidden_size, True, vision)
+
+
 def describe(ref: str) -> CheckpointInfo:
     """Name, parameter count, width and kind of the checkpoint at `ref` (folder or hub id)."""
     local = Path(ref)
+    if local.is_dir() and (trained := _describe_training_output(local)):
+        return trained
     if local.is_dir():
         config = _read_config(ref)
         folded = _folded_away(local)
@@ -185,7 +208,8 @@ def _describe_cell(cell: Any, info: CheckpointInfo, evals: list[Any]) -> Any:
             "name": info.name,
             "llm": info.ref,
             "hidden_size": info.hidden_size or old.hidden_size,
-            "params_b": (info.params or 0) / 1e9,
+            # unknown (a hub id offline): the building size's stands in; the record says None
+            "params_b": info.params / 1e9 if info.params else old.params_b,
             "placeholder": False,
             "tiny": None,
         }

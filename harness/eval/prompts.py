@@ -75,7 +75,13 @@ def render_chat(tokenizer: Any, prompt: str) -> str:
             "(choose --prompt vicuna_v1 or llava_v1)"
         )
     messages = [{"role": "user", "content": _user_content(template, prompt)}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    if text.count(IMAGE_TOKEN) != prompt.count(IMAGE_TOKEN):
+        raise UserError(
+            f"prompt 'checkpoint': the model's chat template renders {text.count(IMAGE_TOKEN)} "
+            f"{IMAGE_TOKEN} for a prompt with {prompt.count(IMAGE_TOKEN)} image"
+        )
+    return text
 
 
 def rendered_prompt(tokenizer: Any, req: GenerationRequest | LoglikRequest) -> str:
