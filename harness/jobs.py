@@ -22,6 +22,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import PluginError, UserError
+from harness.step_progress import progress_path, reporting_to
 
 
 def _versions() -> dict[str, str]:
@@ -181,7 +182,7 @@ def _run_locked(plan, step, plugins) -> dict[str, Any]:
 
         log(f"start {step.id} key {step.key[:16]} pid {os.getpid()}")
         try:
-            with library_messages_into(log):
+            with library_messages_into(log), reporting_to(progress_path(plan.run_dir, step.id)):
                 fields = RUNNERS[step.kind](plan, step, plugins, work, log)
         except UserError as exc:
             log(f"error: {exc}")

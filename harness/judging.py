@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness import step_progress
 from harness.errors import UserError
 from harness.judge_cache import JudgeCache
 from harness.judge_cost import judge_usd
@@ -228,6 +229,9 @@ class _Asker:
             errors += sum(not f.ok for f in fresh)
             for i, response in zip(chunk, fresh, strict=True):
                 answers[i] = response
+            if not self.outcome.records:  # the first round (re-asks are few): items judged
+                done = len(requests) - len(missing) + start + len(chunk)
+                step_progress.report(done, len(requests), "items")
         out = [a for a in answers if a is not None]
         for response in out:
             if response.cached:

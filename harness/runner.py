@@ -14,20 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from harness.dag import KINDS
 from harness.errors import PluginError, UserError
 from harness.interrupts import Interrupted
 from harness.jobs import StepJob, log_path
 from harness.plan import Plan
+from harness.run_display import RunDisplay
 
 TRAINING = ("stage1", "stage2")
 
@@ -127,18 +120,7 @@ def _walk(plan, executor, console, spend_guard, summary, state, pending) -> None
         sorted((s for s in plan.steps if s.id not in state), key=lambda s: order[s.kind])
     )
     running: dict[str, Any] = {}
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(
-        *columns, console=console, transient=False, disable=not console.is_terminal
-    ) as progress:
-        task = progress.add_task("steps", total=len(plan.steps), completed=len(summary.reused))
+    with RunDisplay(plan, console, executor.capacity, summary.reused) as display:
         kinds = {s.id: s.kind for s in plan.steps}
         while pending or running:
             launch = []
@@ -154,7 +136,7 @@ def _walk(plan, executor, console, spend_guard, summary, state, pending) -> None
                     state[step.id] = "skipped"
                     summary.skipped[step.id] = bad
                     pending.remove(step)
-                    progress.advance(task)
+                    display.skipped(step.id, bad)
                 elif (
                     all(s == "done" for s in dep_states)
                     and len(running) + len(launch) < executor.capacity
@@ -166,7 +148,7 @@ def _walk(plan, executor, console, spend_guard, summary, state, pending) -> None
                     pending.remove(step)
                     launch.append(step)
             if launch:
-                _launch(plan, executor, launch, running, progress, task, console)
+                _launch(plan, executor, launch, running, display)
             if summary.stopped and not running:
                 break
             finished = [sid for sid, handle in running.items() if handle.done()]
@@ -179,26 +161,28 @@ def _walk(plan, executor, console, spend_guard, summary, state, pending) -> None
                     handle.result()
                     state[sid] = "done"
                     summary.ran.append(sid)
+                    display.finished(sid)
                 except Exception as exc:  # isolate: only dependents fail
                     state[sid] = "failed"
                     summary.failed[sid] = _one_line(exc)
-                progress.advance(task)
+                    display.finished(sid, error=summary.failed[sid])
 
 
-def _launch(plan, executor, steps, running, progress, task, console) -> None:
+def _launch(plan, executor, steps, running, display) -> None:
     """Submit ready steps; executors that can (submit_batch) get them together (job arrays)."""
     jobs = [
         (StepJob(str(plan.run_dir), s.id, s.key, str(plan.store_root)), _resources(plan, s))
         for s in steps
     ]
-    for step in steps:
-        progress.update(task, description=step.id)
-        if not console.is_terminal:
-            console.print(f"run  {step.id}", highlight=False, soft_wrap=True)
     if hasattr(executor, "submit_batch") and len(jobs) > 1:
+        for step in steps:
+            display.started(step.id)
         handles = executor.submit_batch(jobs)
     else:
-        handles = [executor.submit(job, resources=res) for job, res in jobs]
+        handles = []
+        for step, (job, res) in zip(steps, jobs, strict=True):
+            display.started(step.id)  # before submit: an in-process executor runs it there
+            handles.append(executor.submit(job, resources=res))
     for step, handle in zip(steps, handles, strict=True):
         running[step.id] = handle
 

@@ -11,6 +11,7 @@ import os
 import statistics
 from pathlib import Path
 
+from harness import step_progress
 from harness.hookspecs import hookimpl
 from harness.protocols import GenerationRequest, Item, JudgeRequest, JudgeResponse, ModelOutput
 from harness.results import BenchmarkResult, TrainRecord
@@ -51,6 +52,7 @@ def _train_with_checkpoints(cell_id: str, out_dir: Path) -> None:
         tmp.write_text(json.dumps({"step": step + 1}))
         tmp.replace(checkpoint)
         _ledger(f"checkpoint {cell_id} {step + 1}")
+        step_progress.report(step + 1, total, "step")  # as the training loop does
 
 
 class FakeModel:

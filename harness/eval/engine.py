@@ -242,8 +242,15 @@ def run_requests(
     batch_size: int = 16,
     progress: Progress | None = None,
 ) -> dict[str, ModelOutput]:
-    """Every request's ModelOutput, keyed by request id (the protocol's single entry point)."""
+    """Every request's ModelOutput, keyed by request id (the protocol's single entry point).
+    Without a `progress` callback, items done go to the running step's progress report."""
     from harness.eval.loglik import score_logliks
+
+    if progress is None:
+        from harness.step_progress import report
+
+        def progress(done: int, total: int) -> None:
+            report(done, total, "items")
 
     model = place_for_eval(bundle.model)
     was_training = model.training

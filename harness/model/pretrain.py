@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness import step_progress
+
 
 @contextmanager
 def one_thread() -> Iterator[None]:
@@ -132,6 +134,7 @@ def train_tower(
     correct = {k: 0 for k in classes}
     seen = 0
     for step in range(steps):
+        step_progress.report(step, steps, "tower step")  # a cold run's first minutes
         rows = torch.randint(0, pixels.shape[0], (batch_size,), generator=generator)
         hidden = tower(pixel_values=pixels[rows], output_hidden_states=True).hidden_states[-2]
         outputs = head(hidden[:, 1:])
@@ -295,6 +298,7 @@ def train_llm(
     llm.train()
     start, recent = time.perf_counter(), []
     for step in range(steps):
+        step_progress.report(step, steps, "LLM step")  # a cold run's first minutes
         rows = torch.randint(0, blocks.shape[0], (batch_size,), generator=generator)
         batch = blocks[rows]
         optimizer.zero_grad(set_to_none=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import step_progress
 from harness.specs import TrainSpec
 from harness.train.measure import Meter
 from harness.train.settings import (
@@ -99,7 +100,11 @@ def _trainer_class() -> type:
                 if step == 1 or step % self.every == 0 or step == state.max_steps:
                     self.log(f"step {step}/{state.max_steps} loss {float(logs['loss']):.4f}")
 
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any):
+            step_progress.report(state.global_step, state.max_steps, "step")
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any):
+            step_progress.report(state.global_step, state.max_steps, "step")
             # The Trainer checkpoints the last step too (optimizer state included: 16 bytes a
             # parameter for full fine-tuning); the stage writes its model next and deletes the
             # checkpoints, so that save would only cost time and disk.
