@@ -250,12 +250,17 @@ def _recorded_wall(plan: Plan, step_id: str) -> float | None:
 
 
 def _live_progress(console: Console) -> Progress:
+    """Step ids are what gets cut in a narrow terminal: the other columns keep their width."""
+    bar = 24 if console.width >= 110 else 10
+    others = bar + len("LLM step 600/600") + len("0:00:00") + len("1h05m+ left") + 4
     return Progress(
         TextColumn(
             "{task.description}",
-            table_column=Column(no_wrap=True, overflow="ellipsis", min_width=12, ratio=1),
+            table_column=Column(
+                no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - others)
+            ),
         ),
-        BarColumn(bar_width=24),
+        BarColumn(bar_width=bar),
         TextColumn("{task.fields[count]}", table_column=Column(no_wrap=True)),
         TimeElapsedColumn(),
         TextColumn("{task.fields[left]}", table_column=Column(no_wrap=True)),
