@@ -5,7 +5,8 @@ LoRA rank or step count differ too, and the value of at least one of the two met
 no setting of its own (the registry's [methods.NAME] table, the experiment's NAME sub-tables,
 or those of the method it inherits from), the difference is an accident of where defaults live,
 not a choice: the plan says so. Differences both methods were given by name (the study's own
-learning rates for full fine-tuning and LoRA) are choices and pass without a word.
+learning rates for full fine-tuning and LoRA) are choices and pass without a word. Methods
+that bring their own training loop (`train`, as `base` and `checkpoint` do) are left out.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def comparison_warnings(
     groups: dict[tuple, list[CellSpec]] = {}
     for cell in cells:
         method = cell.stage2.method
+        if hasattr(plugins.get("backend", method), "train"):
+            continue  # its own loop (base, checkpoint: none at all) reads what settings it likes
         size = cell.model.size
         size_groups = (["tiny"] if size.tiny is not None else []) + [size.name]
         if (method, size.name) not in named:

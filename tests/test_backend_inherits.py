@@ -129,6 +129,9 @@ def test_the_default_experiments_own_choices_give_no_warning(plugins):
     cells, exp, registry = _cells(plugins)  # full 1e-3 against LoRA's 2e-3, both by name
     assert {c.stage2.method for c in cells} == {"full", "lora", "qlora"}
     assert comparison_warnings(cells, exp.stage2, registry.methods, plugins) == []
+    # base trains nothing (its own `train`): its learning rate means nothing
+    cells, exp, registry = _cells(plugins, "sizes=tiny-1m", "methods=base,lora")
+    assert comparison_warnings(cells, exp.stage2, registry.methods, plugins) == []
 
 
 def test_harness_plan_prints_the_warning_once(plugins, tmp_path):
