@@ -77,7 +77,7 @@ def test_saved_adapter_reloads_and_merges_to_the_same_model(dora, tmp_path):
 
     bundle = dora.prepare(bundle_of(tiny_llava()), TRAIN)
     with torch.no_grad():  # as if trained: adapters, magnitudes and projector all moved
-        for name, param in bundle.model.named_parameters():
+        for param in bundle.model.parameters():
             if param.requires_grad:
                 param.add_(torch.randn_like(param) * 0.05)
     dora.save(bundle, tmp_path)
