@@ -3,6 +3,7 @@ processor it ships, and its files checked before any step."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -140,6 +141,9 @@ CASES = [
     ("no config", {}, lambda f: drop(f, "config.json"), "mmlu", "no config.json"),
     ("corrupt weights", {}, lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4),
      "mmlu", "model.safetensors: not a readable safetensors file"),
+    ("an unknown prompt", {}, None, "mmbench --prompt chatml", "--prompt chatml: not one of"),
+    ("a template that fails", {"template": "{{ raise_exception('system turn first') }}"}, None,
+     "mmbench", "the model's chat template fails: system turn first"),
     ("no chat template asked for", {"template": None}, None, "mmbench --prompt checkpoint",
      "--prompt checkpoint, but the checkpoint has no chat template"),
 ]  # fmt: skip
@@ -167,3 +171,32 @@ def test_mmlu_alone_needs_no_image_processor(tmp_path):
     strip_image_processor(folder)
     (cell,) = plan_for(folder, tmp_path / "run", benchmarks="mmlu").cells.values()
     assert [ev.benchmark for ev in cell.evals] == ["mmlu"]
+
+
+def test_a_hub_id_is_keyed_by_the_revision_it_resolves_to(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from harness.eval.checkpoint_files import checkpoint_fingerprint
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the local hub cache's refs/main
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    refs = tmp_path / "hub" / "models--llava-hf--llava-1.5-7b-hf" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("a" * 40 + "\n")
+    first = checkpoint_fingerprint("llava-hf/llava-1.5-7b-hf")
+    assert first == {"hub": "llava-hf/llava-1.5-7b-hf", "revision": "a" * 40}
+    (refs / "main").write_text("b" * 40 + "\n")  # the hub id moved on
+    assert checkpoint_fingerprint("llava-hf/llava-1.5-7b-hf")["revision"] == "b" * 40
+
+
+def test_a_folder_is_keyed_by_each_model_file_and_hashed_once(llava_hf, tmp_path):
+    from harness.eval.checkpoint_files import checkpoint_fingerprint
+    from harness.paths import cache_dir
+
+    files = checkpoint_fingerprint(str(llava_hf))["files"]
+    expected = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
+    expected |= {"processor_config.json", "chat_template.jinja", "generation_config.json"}
+    assert set(files) == expected
+    memos = [json.loads(p.read_text()) for p in cache_dir("fingerprints").glob("*.json")]
+    remembered = {m["path"]: m["sha256"] for m in memos}  # by path, size, mtime and inode
+    assert remembered[str((llava_hf / "model.safetensors").resolve())] == files["model.safetensors"]

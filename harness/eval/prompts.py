@@ -75,7 +75,10 @@ def render_chat(tokenizer: Any, prompt: str) -> str:
             "(choose --prompt vicuna_v1 or llava_v1)"
         )
     messages = [{"role": "user", "content": _user_content(template, prompt)}]
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    try:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except Exception as exc:  # noqa: BLE001 - a template's own error (jinja raise_exception)
+        raise UserError(f"prompt 'checkpoint': the model's chat template fails: {exc}") from None
     if text.count(IMAGE_TOKEN) != prompt.count(IMAGE_TOKEN):
         raise UserError(
             f"prompt 'checkpoint': the model's chat template renders {text.count(IMAGE_TOKEN)} "
