@@ -2,8 +2,10 @@
 
 Steps that become ready together with the same resource shape go out as one job array. A
 preempted job is requeued and resumes from its last checkpoint, because training steps keep
-their work folder in the store. `options.cluster = "local"` runs the same jobs through
-submitit's local executor (tests, a workstation); `"debug"` runs them in process.
+their work folder in the store. Job states come from `squeue`, not `sacct` (slurm_state:
+clusters without an accounting database), and ranks Slurm starts are handled in slurm_ranks.
+`options.cluster = "local"` runs the same jobs through submitit's local executor (tests, a
+workstation); `"debug"` runs them in process. docs/clusters.md says what a real cluster proved.
 """
 
 from __future__ import annotations
