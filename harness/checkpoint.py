@@ -266,75 +266,10 @@ def _experiment_record(plan: Any, info: CheckpointInfo) -> dict[str, Any]:
     return record
 
 
-def _modality(plugins: Any, benchmark: str) -> str:
-    return plugins.get("benchmark", benchmark).modality
-
-
-def _choose_prompts(
-    cells: dict[str, Any], plugins: Any, flag: str | None, default: str
-) -> dict[str, str]:
-    """Each generation benchmark's prompt: --prompt, else its `prompt` eval setting, else the
-    checkpoint's default; set on the cells' evals (so it is in their step keys)."""
-    chosen: dict[str, str] = {}
-    for cid, cell in cells.items():
-        evals = []
-        for ev in cell.evals:
-            if getattr(plugins.get("benchmark", ev.benchmark), "prompt_template", None):
-                ev = ev.model_copy(update={"prompt": flag or ev.prompt or default})
-                chosen[ev.benchmark] = ev.prompt
-            evals.append(ev)
-        cells[cid] = cell.model_copy(update={"evals": evals})
-    return chosen
-
-
-def _warn_if_prompts_differ(
-    name: str, tokenizer: Any, chosen: dict[str, str], plugins: Any
-) -> None:
-    """One line when a benchmark's protocol prompt and the checkpoint's template render
-    differently: its scores then depend on which one was used."""
-    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        return
-    from harness.eval.prompts import rendered_prompt
-    from harness.preflight import warn
-    from harness.protocols import GenerationRequest
-
-    differ: dict[str, list[str]] = {}
-    for bench, prompt in sorted(chosen.items()):
-        plugin = plugins.get("benchmark", bench)
-        protocol = plugin.prompt_template
-        text = "What is shown?" if plugin.modality == "language" else "<image>\nWhat is shown?"
-        own, theirs = (
-            rendered_prompt(tokenizer, GenerationRequest("probe", text, template=t))
-            for t in ("checkpoint", protocol)
-        )
-        if own != theirs:
-            differ.setdefault(f"{protocol}->{prompt}", []).append(bench)
-    for change, benches in differ.items():
-        protocol, prompt = change.split("->")
-        if prompt == "checkpoint":
-            warn(
-                f"{', '.join(benches)}: the protocol prompt is {protocol}, but {name} is "
-                f"prompted with its own chat template, which renders differently "
-                f"(--prompt {protocol} for the protocol's)"
-            )
-        else:
-            warn(
-                f"{', '.join(benches)}: {name} is prompted with {prompt}; its own chat template "
-                "renders differently (--prompt checkpoint to use it)"
-            )
-
-
-def _prompt_record(tokenizer: Any, chosen: dict[str, str]) -> dict[str, Any]:
-    from harness.specs import sha256_of
-
-    template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
-    return {
-        "choice": chosen,
-        "chat_template_sha256": sha256_of(template) if template else None,
-    }
-
-
 def checkpoint_plan(opts: Options, plugins: Any, model_ref: str, prompt: str | None = None):
+    """The plan of `harness eval --model`: one cell per checkpoint, its files checked and its
+    prompt chosen before any step, its steps keyed by its content."""
+    from harness.eval.prompt_choice import choose_prompts, modality, prompt_record, warn_if_differ
     from harness.eval.prompts import PROMPTS, default_prompt
 
     if prompt == "llava":
@@ -360,7 +295,7 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str, prompt: str | N
     plan = build_plan(opts, plugins)
     if info.multimodal is False:
         for cid, cell in plan.cells.items():
-            language = [e for e in cell.evals if _modality(plugins, e.benchmark) == "language"]
+            language = [e for e in cell.evals if modality(plugins, e.benchmark) == "language"]
             plan.cells[cid] = cell.model_copy(update={"evals": language})
     if not any(c.evals for c in plan.cells.values()):
         raise UserError(f"--model {model_ref}: no selected benchmark can evaluate this model")
@@ -371,8 +306,8 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str, prompt: str | N
     )
     tokenizer = check_checkpoint(ref, plan, plugins, asked)  # before any step
     has_template = bool(tokenizer is not None and getattr(tokenizer, "chat_template", None))
-    chosen = _choose_prompts(plan.cells, plugins, prompt, default_prompt(has_template))
-    _warn_if_prompts_differ(info.name, tokenizer, chosen, plugins)
+    chosen = choose_prompts(plan.cells, plugins, prompt, default_prompt(has_template))
+    warn_if_differ(info.name, tokenizer, chosen, plugins)
     cells = {}
     for cell in plan.cells.values():
         described = _describe_cell(cell, info, list(cell.evals))
@@ -382,5 +317,5 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str, prompt: str | N
 
     plan.steps = build_dag(list(plan.cells.values()), plugins, plan.assets)
     plan.experiment = _experiment_record(plan, info)
-    plan.experiment["prompt"] = _prompt_record(tokenizer, chosen)
+    plan.experiment["prompt"] = prompt_record(tokenizer, chosen)
     return plan
