@@ -324,6 +324,7 @@ def test_a_stopped_step_leaves_no_launched_process(tmp_path, signum):
     proc = subprocess.Popen(
         [sys.executable, "-c", LAUNCHING, str(tmp_path / "cell.json"), FAKE_LAUNCHER],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the interrupted one's KeyboardInterrupt traceback
         text=True,
     )
     try:
