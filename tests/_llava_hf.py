@@ -6,6 +6,7 @@ chat_template.jinja). Built from configs in about a second, no download."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from _eval_fixtures import tiny_llava
@@ -96,3 +97,19 @@ def strip_image_processor(folder: Path) -> None:
     body = json.loads(path.read_text())
     body.pop("image_processor", None)
     path.write_text(json.dumps(body))
+
+
+def call_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    """The `harness` console script in this process: exit code and output lines."""
+    old, sys.argv = sys.argv, ["harness", *argv]
+    try:
+        from harness import cli
+
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, [line for line in (captured.out + captured.err).splitlines() if line.strip()]

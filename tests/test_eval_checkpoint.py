@@ -4,18 +4,17 @@ processor it ships, and its files checked before any step."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from _llava_hf import (
     CHATML_TEMPLATE,
     build_llava_hf,
+    call_cli,
     drop,
     strip_image_processor,
 )
 
-from harness import cli
 from harness.eval.engine import image_processor_for
 from harness.eval.loading import load_model, load_tokenizer
 from harness.eval.prompts import prompt_token_ids, rendered_prompt
@@ -39,20 +38,6 @@ def own_cache(tmp_path, monkeypatch):
 def ask(template: str, text: str = "<image>\nWhat is shown?") -> GenerationRequest:
     return GenerationRequest("q", text, image="x.png" if "<image>" in text else None,
                              template=template)  # fmt: skip
-
-
-def call_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
-    """The `harness` console script in this process: exit code and output lines."""
-    old, sys.argv = sys.argv, ["harness", *argv]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, [line for line in (captured.out + captured.err).splitlines() if line.strip()]
 
 
 def test_the_checkpoint_template_and_the_study_formats_give_the_documented_prompts(llava_hf):

@@ -7,8 +7,8 @@ import json
 import shutil
 
 import pytest
+from _llava_hf import call_cli
 from _train_fixtures import model_spec, train_spec, write_parts
-from test_eval_checkpoint import call_cli
 
 from harness.eval import load_model
 

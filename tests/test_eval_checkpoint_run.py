@@ -9,8 +9,7 @@ import re
 
 import pytest
 from _eval_fixtures import one_thread, write_images
-from _llava_hf import build_llava_hf, replace_weights
-from test_eval_checkpoint import call_cli
+from _llava_hf import build_llava_hf, call_cli, replace_weights
 
 from harness.eval import load_model, run_requests
 from harness.protocols import GenerationRequest
