@@ -35,6 +35,32 @@ def _resampled(n: int, resamples: int, seed: int):
         done += size
 
 
+def paired_stats(
+    a: list[float],
+    b: list[float],
+    ref_a: list[float] | None = None,
+    ref_b: list[float] | None = None,
+    *,
+    resamples: int = 10_000,
+    seed: int = 0,
+    scale: float = 1.0,
+) -> tuple[float, np.ndarray]:
+    """B minus A and its resampled values: the mean difference x scale, or, with references,
+    100 (sum b / sum ref_b - sum a / sum ref_a), LLaVA-Bench's own statistic."""
+    if ref_a is None or ref_b is None:
+        diffs = (np.asarray(b, dtype=float) - np.asarray(a, dtype=float)) * scale
+        stats = [diffs[idx].mean(axis=1) for idx in _resampled(len(diffs), resamples, seed)]
+        return float(diffs.mean()), np.concatenate(stats)
+    va, ra, vb, rb = (np.asarray(x, dtype=float) for x in (a, ref_a, b, ref_b))
+
+    def ratio_diff(idx) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample of zero references
+            return 100 * (vb[idx].sum(-1) / rb[idx].sum(-1) - va[idx].sum(-1) / ra[idx].sum(-1))
+
+    estimate = float(100 * (vb.sum() / rb.sum() - va.sum() / ra.sum()))
+    return estimate, np.concatenate([ratio_diff(i) for i in _resampled(len(va), resamples, seed)])
+
+
 def paired_mean(
     a: list[float],
     b: list[float],
@@ -45,17 +71,9 @@ def paired_mean(
     scale: float = 1.0,
 ) -> Interval:
     """Interval for mean(b - a) x scale."""
-    diffs = (np.asarray(b, dtype=float) - np.asarray(a, dtype=float)) * scale
-    stats = np.concatenate(
-        [diffs[idx].mean(axis=1) for idx in _resampled(len(diffs), resamples, seed)]
-    )
-    return _interval(
-        float(diffs.mean()),
-        stats,
-        len(diffs),
-        level,
-        "mean" if scale == 1.0 else f"mean x{scale:g}",
-    )
+    estimate, stats = paired_stats(a, b, resamples=resamples, seed=seed, scale=scale)
+    name = "mean" if scale == 1.0 else f"mean x{scale:g}"
+    return _interval(estimate, stats, len(a), level, name)
 
 
 def paired_ratio(
@@ -69,16 +87,16 @@ def paired_ratio(
     level: float = 0.95,
 ) -> Interval:
     """Interval for 100 (sum b / sum ref_b - sum a / sum ref_a): LLaVA-Bench's own statistic."""
-    arrays = [np.asarray(x, dtype=float) for x in (a, ref_a, b, ref_b)]
-    va, ra, vb, rb = arrays
+    estimate, stats = paired_stats(a, b, ref_a, ref_b, resamples=resamples, seed=seed)
+    return _interval(estimate, stats, len(a), level, "ratio")
 
-    def ratio_diff(idx) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):  # a resample of zero references
-            return 100 * (vb[idx].sum(-1) / rb[idx].sum(-1) - va[idx].sum(-1) / ra[idx].sum(-1))
 
-    estimate = float(100 * (vb.sum() / rb.sum() - va.sum() / ra.sum()))
-    stats = np.concatenate([ratio_diff(idx) for idx in _resampled(len(va), resamples, seed)])
-    return _interval(estimate, stats, len(va), level, "ratio")
+def mean_of(parts: list[tuple[float, np.ndarray]], n: int, level: float = 0.95) -> Interval:
+    """The mean of several statistics, each resampled over its own items (one benchmark each,
+    with its own seed): resample k of the mean is the mean of each statistic's resample k."""
+    estimate = float(np.mean([e for e, _ in parts]))
+    stats = np.mean(np.stack([s for _, s in parts]), axis=0)
+    return _interval(estimate, stats, n, level, "mean of statistics")
 
 
 def _interval(estimate: float, stats: np.ndarray, n: int, level: float, name: str) -> Interval:
