@@ -17,7 +17,13 @@ With `--seeds N` every cell trains with training seeds 0..N-1 (one world, one se
 foundations): scores are the seeds' mean, and each interval resamples questions whose scores
 are averaged over the seeds, so it speaks about the seed-averaged model.
 
-    .venv/bin/python bench/tiny_study.py [--quick] [--seeds N] [--out bench/out/tiny_study]
+A second table compares the sizes, method by method: the larger size minus the smaller on the
+mean of the three image benchmarks, with a paired bootstrap interval (each benchmark's questions
+resampled, the three differences averaged per resample). `--registry FILE` merges a registry
+file over the project's (an ablation: another tower for a size, say).
+
+    .venv/bin/python bench/tiny_study.py [--quick] [--seeds N] [--registry FILE]
+                                         [--store DIR] [--out bench/out/tiny_study]
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ def main() -> int:
         "--seeds", type=int, default=1, help="training seeds per cell (0..N-1), averaged"
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out/tiny_study"))
+    parser.add_argument("--registry", type=Path, help="a registry file merged over the project's")
+    parser.add_argument("--store", type=Path, help="a step store to share with another study")
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -64,7 +72,8 @@ def main() -> int:
     if args.quick:
         matrix += ["sizes=tiny-1m", "methods=lora"]
     started = time.perf_counter()
-    code = run_command(Options(matrix=matrix, out=args.out))
+    opts = Options(matrix=matrix, out=args.out, registry=args.registry, store=args.store)
+    code = run_command(opts)
     wall = time.perf_counter() - started
     from harness.report.exports import load_results
 
@@ -94,9 +103,59 @@ def main() -> int:
             print(f"{line}  {text}".rstrip())
             if bench == "mmbench" and score is not None and control:
                 best_ratio = max(best_ratio, score / control)
+    print_size_comparison(args.out, groups, args.registry)
     print(f"\nwall time {wall:.0f} s (exit code {code})")
     print(f"STUDY tiny_study {best_ratio:.2f}")
     return code
+
+
+def print_size_comparison(run: Path, groups: dict, registry: Path | None) -> None:
+    """Each method: the larger size minus the next smaller on the image benchmarks' mean."""
+    from harness.registry import load_registry
+
+    sizes = load_registry(registry).sizes
+    names = sorted({n for n, _ in groups}, key=lambda n: n.split()[1])
+    by_method: dict[str, list[str]] = {}
+    for name in names:
+        size, method = name.split()
+        by_method.setdefault(method, []).append(size)
+    print(f"\nsizes: larger minus smaller on the mean of {', '.join(IMAGE_BENCHMARKS)}")
+    for method, found in by_method.items():
+        found.sort(key=lambda s: sizes[s].params_b if s in sizes else 0.0)
+        for small, large in zip(found, found[1:], strict=False):
+            a, b = (
+                groups.get((f"{small} {method}", "none")),
+                groups.get((f"{large} {method}", "none")),
+            )
+            interval = size_interval(run, a or [], b or [])
+            text = "-" if interval is None else "{:+.1f} [{:+.1f}, {:+.1f}]".format(*interval)
+            print(f"{method:8} {large} - {small}  {text}")
+
+
+def size_interval(
+    run: Path, small: list[Any], large: list[Any]
+) -> tuple[float, float, float] | None:
+    """Large minus small on the mean of the image benchmarks, paired over each one's questions."""
+    from harness.report.bootstrap import mean_of, paired_stats
+
+    parts, n = [], 0
+    for index, bench in enumerate(IMAGE_BENCHMARKS):
+        items_a, items_b = pooled_items(run, small, bench), pooled_items(run, large, bench)
+        if not items_a or not items_b:
+            return None
+        both = [i for i in items_a if i in items_b]
+        pairs = [(items_a[i], items_b[i]) for i in both]
+        pairs = [(x, y) for x, y in pairs if x.score is not None and y.score is not None]
+        sa, sb = [x.score for x, _ in pairs], [y.score for _, y in pairs]
+        if all(x.reference and y.reference for x, y in pairs):
+            refs = [x.reference for x, _ in pairs], [y.reference for _, y in pairs]
+            parts.append(paired_stats(sa, sb, *refs, seed=index))
+        else:
+            unit = all(0.0 <= v <= 1.0 for v in sa + sb)
+            parts.append(paired_stats(sa, sb, seed=index, scale=100.0 if unit else 1.0))
+        n += len(pairs)
+    interval = mean_of(parts, n)
+    return interval.estimate, interval.low, interval.high
 
 
 def group_cells(cells: list[Any], seeds: int) -> dict[tuple[str, str], list[Any]]:
