@@ -117,6 +117,11 @@ def test_a_siglip_processor_is_honoured_and_loaded_only_for_images(tmp_path):
     assert torch.allclose(pixels[0, :, 8, 8], expected, atol=1e-3)
 
 
+def set_config(folder: Path, **values) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **values}))
+
+
 CASES = [
     ("processor of another size", {"processor_size": 32}, None, "mmbench",
      "the image processor makes 32-px images but the vision tower takes 16 px"),
@@ -126,6 +131,8 @@ CASES = [
     ("no config", {}, lambda f: drop(f, "config.json"), "mmlu", "no config.json"),
     ("corrupt weights", {}, lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4),
      "mmlu", "model.safetensors: not a readable safetensors file"),
+    ("image token id", {}, lambda f: set_config(f, image_token_index=5), "mmlu",
+     "the tokenizer's <image> token has id 4 but config.json's image_token_index is 5"),
     ("an unknown prompt", {}, None, "mmbench --prompt chatml", "--prompt chatml: not one of"),
     ("a template that fails", {"template": "{{ raise_exception('system turn first') }}"}, None,
      "mmbench", "the model's chat template fails: system turn first"),
