@@ -14,8 +14,9 @@ with their progress:
 
 The count is of settled steps (done, failed, skipped or reused) out of the plan's. No line is
 wider than the console (COLUMNS when set, else the terminal's width, else 80 columns): longer
-lines are cut with an ellipsis, never wrapped. A running step's progress comes from the file it
-writes (harness.step_progress), read here on each refresh.
+lines are cut with an ellipsis, never wrapped (a running line drops its elapsed time first,
+then cuts its list of steps, so that the count and the estimate stay). A running step's
+progress comes from the file it writes (harness.step_progress), read here on each refresh.
 """
 
 from __future__ import annotations
@@ -49,11 +50,17 @@ def duration(seconds: float) -> str:
 
 
 def left_text(left: Left) -> str:
-    """An estimate, rounded up to the minute past one minute; `+` when it is a lower bound."""
+    """An estimate (45s, 9m, 1h05m), rounded up past one minute; `+` when a lower bound."""
     if not left.known:
         return "?"
-    s = left.seconds
-    text = duration(s) if s < 60 else duration(math.ceil(s / 60) * 60).removesuffix("00s")
+    s = math.ceil(left.seconds)
+    minutes = math.ceil(s / 60)
+    if s < 60:
+        text = f"{s}s"
+    elif minutes < 60:
+        text = f"{minutes}m"
+    else:
+        text = f"{minutes // 60}h{minutes % 60:02d}m"
     return text + ("+" if left.lower_bound else "")
 
 
@@ -96,6 +103,7 @@ class RunDisplay:
         self._thread: threading.Thread | None = None
         self._progress: Progress | None = None
         self._tasks: dict[str, Any] = {}
+        self._first_report: dict[tuple[str, str], tuple[float, int]] = {}  # -> (time, done)
         if reused and not self.live:
             self._line(f"reused {len(reused)} finished steps from the store")
 
@@ -177,18 +185,35 @@ class RunDisplay:
         busy = self.settled | set(self.running)
         pending = [s.id for s in self.plan.steps if s.id not in busy]
         running = {
-            sid: (now - start, reports[sid].fraction if reports.get(sid) else None)
+            sid: (now - start, self._own_left(sid, start, reports.get(sid), now))
             for sid, start in self.running.items()
         }
         return self.estimator.left(pending, running)
 
+    def _own_left(
+        self, sid: str, start: float, report: step_progress.StepProgress | None, now: float
+    ) -> float | None:
+        """Seconds a reporting step still needs at its pace since its first report (loading a
+        model comes before it), else at its pace since it started."""
+        if report is None or report.total <= 0:
+            return None
+        first = self._first_report.setdefault((sid, report.unit), (now, report.done))
+        since, done_then = first
+        remaining = max(0, report.total - report.done)
+        if report.done > done_then and now > since:
+            return remaining * (now - since) / (report.done - done_then)
+        if report.done > 0:
+            return remaining * (now - start) / report.done
+        return None
+
     def refresh(self) -> None:
-        """Read the running steps' progress into the live display (no-op for lines)."""
-        if self._progress is None:
-            return
+        """Read the running steps' progress (their pace is measured from the first report
+        seen) into the live display, if there is one."""
         with self._lock:
             reports = self._progress_of()
             left = self._left(reports)
+            if self._progress is None:
+                return
             self._progress.update(
                 self._tasks["_run"],
                 completed=len(self.settled),
@@ -205,8 +230,8 @@ class RunDisplay:
                     )
 
     def running_line(self) -> str:
-        """`... running: <each step's progress> | <done>/<total> done, <elapsed>, <left>`; the
-        list of steps is what gets cut when the line is too wide."""
+        """`... running: <each step's progress> | <done>/<total> done, <elapsed>, <left>`.
+        Too wide, it drops the elapsed time first, then cuts the list of steps."""
         with self._lock:
             reports = self._progress_of()
             now = time.monotonic()
@@ -215,16 +240,17 @@ class RunDisplay:
                 report = reports.get(sid)
                 progress = report.label() if report else f"({duration(now - start)})"
                 parts.append(f"{sid} {progress}")
-            tail = (
-                f" | {len(self.settled)}/{self.total} done, "
-                f"{duration(now - self.began)} elapsed, {left_text(self._left(reports))} left"
-            )
-        head = "... running: "
-        width = self.console.width
-        room = width - len(head) - len(tail)
+            count = f" | {len(self.settled)}/{self.total} done, "
+            left = f"{left_text(self._left(reports))} left"
+        head, steps, width = "... running: ", ", ".join(parts), self.console.width
+        long = f"{count}{duration(now - self.began)} elapsed, {left}"
+        for tail in (long, count + left):
+            if len(head) + len(steps) + len(tail) <= width:
+                return head + steps + tail
+        room = width - len(head) - len(count + left)
         if room < 8:
-            return cut(head + ", ".join(parts) + tail, width, self.ellipsis)
-        return head + cut(", ".join(parts), room, self.ellipsis) + tail
+            return cut(head + steps + count + left, width, self.ellipsis)
+        return head + cut(steps, room, self.ellipsis) + count + left
 
     def _line(self, event: str) -> None:
         text = f"[{len(self.settled)}/{self.total}] {event}"

@@ -81,23 +81,24 @@ class Estimator:
         return statistics.fmean(seen) if seen else None
 
     def left(self, pending: list[str], running: dict[str, tuple[float, float | None]]) -> Left:
-        """Seconds left for `pending` steps and `running` ones (id -> elapsed, fraction)."""
+        """Seconds left for `pending` steps and `running` ones (id -> elapsed, and the seconds
+        its own pace leaves it, when it reports progress): the work spread over the parallel
+        slots, and never less than the longest running step still needs."""
         if not pending and not running:
             return Left(0.0, lower_bound=False, known=True)
-        total, unknown, known = 0.0, False, False
+        work, longest, unknown, known = 0.0, 0.0, False, False
         for sid in pending:
             expected = self.expected(sid)
             if expected is None:
                 unknown = True
             else:
-                total, known = total + expected, True
-        for sid, (elapsed, fraction) in running.items():
+                work, known = work + expected, True
+        for sid, (elapsed, own_left) in running.items():
             expected = self.expected(sid)
-            if fraction is not None and fraction > 0:
-                total += elapsed * (1 - fraction) / fraction
-                known = True
-            elif expected is not None:
-                total, known = total + max(0.0, expected - elapsed), True
-            else:
+            if own_left is None and expected is not None:
+                own_left = max(0.0, expected - elapsed)
+            if own_left is None:
                 unknown = True
-        return Left(total / self.capacity, unknown, known)
+            else:
+                work, longest, known = work + own_left, max(longest, own_left), True
+        return Left(max(longest, work / self.capacity), unknown, known)

@@ -106,14 +106,17 @@ def test_estimate_from_measured_steps_and_running_progress(plan):
     assert est.expected(stage2[1]) is None
     est.measured(stage2[0], 60.0)
     assert est.expected(stage2[1]) == 60.0
-    # two stage-2 steps pending, one a quarter through after 10 s (30 s to go)
-    left = est.left(stage2[2:], {stage2[1]: (10.0, 0.25)})
+    # two stage-2 steps pending, one running for 10 s whose pace leaves it 30 s
+    left = est.left(stage2[2:], {stage2[1]: (10.0, 30.0)})
     assert left == Left(seconds=(60 + 60 + 30) / 2, lower_bound=False, known=True)
     assert left_text(left) == "2m"  # 75 s, rounded up to the minute
-    # generate steps: nothing measured yet, so the figure is a lower bound
+    assert left_text(Left(59.6, False, True)) == "1m"
+    assert left_text(Left(3 * 3600 + 61, False, True)) == "3h02m"
+    # generate steps: nothing measured yet, so the figure is a lower bound; and never less
+    # than the running step needs (50 s of its expected 60), however many slots are free
     left = est.left(generate, {stage2[1]: (10.0, None)})
-    assert left == Left(seconds=50 / 2, lower_bound=True, known=True)
-    assert left_text(left) == "25s+"
+    assert left == Left(seconds=50, lower_bound=True, known=True)
+    assert left_text(left) == "50s+"
     assert left_text(est.left([], {})) == "0s"
 
 
@@ -128,10 +131,10 @@ def test_planner_estimates_scale_by_how_finished_steps_compared(plan):
 def test_the_running_line_cuts_the_step_list_not_the_count(plan, tmp_path, monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     sid = next(s.id for s in plan.steps if s.id.startswith("stage2/"))
-    wide, narrow = io.StringIO(), io.StringIO()
+    wide = io.StringIO()
     displays = [
         RunDisplay(plan, Console(file=f, width=w), 1, reused=[])
-        for f, w in ((wide, 200), (narrow, 64))
+        for f, w in ((wide, 200), (io.StringIO(), 76), (io.StringIO(), 64))
     ]
     path = step_progress.progress_path(plan.run_dir, sid)
     path.parent.mkdir(parents=True)
@@ -139,13 +142,16 @@ def test_the_running_line_cuts_the_step_list_not_the_count(plan, tmp_path, monke
         step_progress.report(120, 400, "step")
         for display in displays:
             display.started(sid)
-        full, cut = (d.running_line() for d in displays)
+        full, short, cut = (d.running_line() for d in displays)
     assert re.fullmatch(
         rf"\.\.\. running: {re.escape(sid)} step 120/400 \| 0/{N_STEPS} done, \d+s elapsed, "
         r"\S+ left",
         full,
     )
-    assert len(cut) == 64 and "…" in cut and cut.endswith(full[full.index(" | ") :])
+    # narrower: the elapsed time goes first, then the list of steps is cut
+    count_and_left = f" | 0/{N_STEPS} done, {full.rsplit(', ', 1)[1]}"
+    assert short == f"... running: {sid} step 120/400{count_and_left}"
+    assert len(cut) == 64 and cut.endswith("…" + count_and_left)
     assert wide.getvalue() == f"[0/{N_STEPS}] start {sid}\n"
 
 
