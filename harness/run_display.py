@@ -239,10 +239,11 @@ class RunDisplay:
             for sid, start in self.running.items():
                 report = reports.get(sid)
                 progress = report.label() if report else f"({duration(now - start)})"
-                parts.append(f"{sid} {progress}")
+                parts.append((sid, progress))
             count = f" | {len(self.settled)}/{self.total} done, "
             left = f"{left_text(self._left(reports))} left"
-        head, steps, width = "... running: ", ", ".join(parts), self.console.width
+        head, width = "... running: ", self.console.width
+        steps = ", ".join(f"{sid} {progress}" for sid, progress in parts)
         long = f"{count}{duration(now - self.began)} elapsed, {left}"
         for tail in (long, count + left):
             if len(head) + len(steps) + len(tail) <= width:
@@ -250,7 +251,19 @@ class RunDisplay:
         room = width - len(head) - len(count + left)
         if room < 8:
             return cut(head + steps + count + left, width, self.ellipsis)
-        return head + cut(steps, room, self.ellipsis) + count + left
+        return head + self._fit(parts, room) + count + left
+
+    def _fit(self, parts: list[tuple[str, str]], room: int) -> str:
+        """Each step with its progress in an equal share of `room`, ids cut from the left (their
+        ends tell steps apart: the cell, the benchmark); the list's end is cut if still long."""
+        share = (room - 2 * (len(parts) - 1)) // len(parts)
+        fitted = []
+        for sid, progress in parts:
+            keep = share - len(progress) - 1
+            if len(sid) > keep:
+                sid = self.ellipsis + sid[len(sid) - max(4, keep - len(self.ellipsis)) :]
+            fitted.append(f"{sid} {progress}")
+        return cut(", ".join(fitted), room, self.ellipsis)
 
     def _line(self, event: str) -> None:
         text = f"[{len(self.settled)}/{self.total}] {event}"

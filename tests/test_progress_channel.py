@@ -143,6 +143,9 @@ def test_the_running_line_cuts_the_step_list_not_the_count(plan, tmp_path, monke
         for display in displays:
             display.started(sid)
         full, short, cut = (d.running_line() for d in displays)
+        other = next(s.id for s in plan.steps if s.id.startswith("generate/"))
+        displays[1].started(other)
+        two = displays[1].running_line()
     assert re.fullmatch(
         rf"\.\.\. running: {re.escape(sid)} step 120/400 \| 0/{N_STEPS} done, \d+s elapsed, "
         r"\S+ left",
@@ -151,7 +154,10 @@ def test_the_running_line_cuts_the_step_list_not_the_count(plan, tmp_path, monke
     # narrower: the elapsed time goes first, then the list of steps is cut
     count_and_left = f" | 0/{N_STEPS} done, {full.rsplit(', ', 1)[1]}"
     assert short == f"... running: {sid} step 120/400{count_and_left}"
-    assert len(cut) == 64 and cut.endswith("…" + count_and_left)
+    # a step id is cut from its start: its end tells the cells and benchmarks apart
+    assert len(cut) == 64 and cut.endswith(f"{sid[-12:]} step 120/400{count_and_left}")
+    assert cut.startswith("... running: …")
+    assert len(two) <= 76 and " step 120/400, …" in two and f"{other[-6:]} (0s) | " in two
     assert wide.getvalue() == f"[0/{N_STEPS}] start {sid}\n"
 
 
