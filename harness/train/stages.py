@@ -180,21 +180,26 @@ def _deepspeed_for(cell: CellSpec, backend: Any, gpus: int) -> dict | None:
     return config
 
 
+def plain_gloo() -> None:
+    """DeepSpeed on CPU without its shared-memory all-reduce kernel, which its CPU accelerator
+    would JIT-compile at init (85 s on a 2-core machine, once per machine): gloo does without."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def join_cpu_world() -> None:
     """Join the launched CPU ranks over plain gloo, as DeepSpeed's world.
 
     accelerate finds no distributed backend for DeepSpeed on a machine without a device and
     would make each rank a world of one (the batch sizes then disagree with the config); a
     PartialState set up first with gloo holds the real world, and the Trainer uses it
-    (`use_configured_state`). DeepSpeed's CPU accelerator would also JIT-compile its
-    shared-memory all-reduce kernel at init (85 s on a 2-core machine): gloo does without.
+    (`use_configured_state`).
     """
     from datetime import timedelta
 
-    import deepspeed.ops
     from accelerate import PartialState
 
-    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
     PartialState(backend="gloo", timeout=timedelta(seconds=CPU_WORLD_TIMEOUT_S))
 
@@ -209,8 +214,10 @@ def _train_stage2(
     train = cell.stage2
     gpus = int(os.environ.get("WORLD_SIZE", "1")) if cuda_devices() else 0
     deepspeed = _deepspeed_for(cell, backend, gpus)
-    if deepspeed is not None and not gpus and inside_launcher():
-        join_cpu_world()
+    if deepspeed is not None and not gpus:
+        plain_gloo()
+        if inside_launcher():
+            join_cpu_world()
     _seed(train.seed)
     bundle = backend.load_model(cell.model, train, stage1_dir)
     _seed(train.seed)
