@@ -23,7 +23,7 @@ resampled, the three differences averaged per resample). `--registry FILE` merge
 file over the project's (an ablation: another tower for a size, say).
 
     .venv/bin/python bench/tiny_study.py [--quick] [--seeds N] [--registry FILE]
-                                         [--store DIR] [--out bench/out/tiny_study]
+                                         [--store DIR] [--no-control] [--out DIR]
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/out/tiny_study"))
     parser.add_argument("--registry", type=Path, help="a registry file merged over the project's")
     parser.add_argument("--store", type=Path, help="a step store to share with another study")
+    parser.add_argument(
+        "--no-control", action="store_true", help="no shuffled-image cells (the size table only)"
+    )
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -66,7 +69,7 @@ def main() -> int:
     from harness.experiment import Options
     from harness.orchestrate import run_command
 
-    matrix = ["control=none,shuffled-images"]
+    matrix = [] if args.no_control else ["control=none,shuffled-images"]
     if args.seeds > 1:
         matrix.append("seed=" + ",".join(str(s) for s in range(args.seeds)))
     if args.quick:
