@@ -168,8 +168,20 @@ class TrainSpec(Spec):
     nodes: AtLeastOne | None = None  # nodes this stage trains on (None = the hardware's)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     gradient_checkpointing: bool = False
+    # Padding-free batches (harness.train.packing): on wherever the model's attention honours
+    # packed position ids (all of transformers' own); where not, padded length-grouped batches.
+    packing: bool = True
     checkpoint: str | None = None  # an existing model to evaluate (method "checkpoint")
     seed: NonNegativeInt = 0
+
+    @model_serializer(mode="wrap")
+    def _omit_no_packing(self, handler: Any) -> dict[str, Any]:
+        """`packing = false` is left out of the dump: a step trained on padded batches keeps
+        the key it had before the field existed; a packed one (the default) gets its own."""
+        data = handler(self)
+        if not self.packing:
+            data.pop("packing", None)
+        return data
 
     @field_validator("lr")
     @classmethod

@@ -1,15 +1,24 @@
-"""Conversation samples -> padded training batches for a LLaVA model.
+"""Conversation samples -> padded or packed training batches for a LLaVA model.
 
-Image samples contribute one pixel_values row each, in batch order (transformers' Llava fills
-the image tokens of the batch from them in order); text-only samples contribute none, and a
-batch with no image has no pixel_values at all, as LLaVA trains language-only data.
+Image samples contribute one pixel_values row each, in the order their image tokens appear in
+the batch (transformers' Llava fills the image tokens from them in order); text-only samples
+contribute none, and a batch with no image has no pixel_values at all, as LLaVA trains
+language-only data.
+
+Packed batches (padding-free training, as transformers' DataCollatorWithFlattening) put several
+samples in one row with position ids that restart at 0 for each sample and no attention mask:
+transformers then attends within each sample only (`masking_utils` for eager/SDPA/flex, varlen
+kernels for flash attention). The first label of every sample is ignored, so that no sample is
+trained to follow the one before it. `flat` puts the micro batch in one row (varlen kernels
+cost nothing for it); `rows` fills rows no wider than the longest sample, first fit by
+decreasing length, because a dense mask makes attention cost grow with the row's square.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -17,6 +26,10 @@ from harness.errors import UserError
 from harness.model.templates import IGNORE_INDEX, Encoded, TokenizationMismatch, encode
 
 log = logging.getLogger(__name__)
+PackMode = Literal["off", "flat", "rows"]
+PACK_MODES = ("off", "flat", "rows")
+# A packed batch's sample lengths: what the meter counts, not a model input (the trainer pops it)
+PACKED_LENGTHS = "packed_lengths"
 
 
 def open_image(path: str, sample_id: str = "?"):
@@ -40,11 +53,20 @@ class LlavaCollator:
     run can report how many samples it lost instead of training on zero-loss samples.
     """
 
-    def __init__(self, bundle: Any, template: str, max_length: int, on_mismatch: str = "raise"):
+    def __init__(
+        self,
+        bundle: Any,
+        template: str,
+        max_length: int,
+        on_mismatch: str = "raise",
+        packing: PackMode = "off",
+    ):
         if on_mismatch not in ("raise", "skip"):
             raise ValueError(f"on_mismatch must be 'raise' or 'skip', got {on_mismatch!r}")
+        if packing not in PACK_MODES:
+            raise ValueError(f"packing must be one of {PACK_MODES}, got {packing!r}")
         self.bundle, self.template, self.max_length = bundle, template, max_length
-        self.on_mismatch = on_mismatch
+        self.on_mismatch, self.packing = on_mismatch, packing
         self.skipped: list[str] = []
         self.truncated = 0
 
@@ -62,7 +84,7 @@ class LlavaCollator:
         )
 
     def __call__(self, samples: Sequence[Any]) -> dict[str, torch.Tensor]:
-        encoded, images = [], []
+        encoded, images = [], []  # images[i]: encoded[i]'s image or None
         for sample in samples:
             try:
                 item = self.encode(sample)
@@ -72,13 +94,14 @@ class LlavaCollator:
                 log.warning("skipped: %s", exc)
                 self.skipped.append(str(exc))
                 continue
-            if item.has_image:
-                images.append(open_image(sample.image, str(sample.id)))
+            images.append(open_image(sample.image, str(sample.id)) if item.has_image else None)
             self.truncated += int(item.truncated)
             encoded.append(item)
         if not encoded:
             raise UserError(f"every sample of a batch failed to tokenize: {self.skipped[-1]}")
-        return self.pad(encoded, images)
+        if self.packing != "off":
+            return self.pack(encoded, images)
+        return self.pad(encoded, [image for image in images if image is not None])
 
     def pad(self, encoded: list[Encoded], images: list) -> dict[str, torch.Tensor]:
         pad_id = self.bundle.tokenizer.pad_token_id
@@ -95,3 +118,63 @@ class LlavaCollator:
         if images:
             batch["pixel_values"] = self.bundle.encode_images(images)
         return batch
+
+    def pack(self, encoded: list[Encoded], images: list) -> dict[str, torch.Tensor]:
+        """Samples packed into rows (see the module docstring); `images` parallel to `encoded`."""
+        lengths = [len(item.input_ids) for item in encoded]
+        width = sum(lengths) if self.packing == "flat" else max(lengths)
+        rows = pack_rows(lengths, width)
+        width = max(sum(lengths[i] for i in row) for row in rows)
+        pad_id = self.bundle.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        ordered_images = []
+        for r, row in enumerate(rows):
+            start = 0
+            for i in row:
+                item, n = encoded[i], lengths[i]
+                input_ids[r, start : start + n] = torch.tensor(item.input_ids)
+                labels[r, start + 1 : start + n] = torch.tensor(item.labels[1:])
+                positions[r, start : start + n] = torch.arange(n)
+                start += n
+                if images[i] is not None:
+                    ordered_images.append(images[i])
+            # the tail is a sequence of its own: attends only to itself, never a target
+            positions[r, start:] = torch.arange(width - start)
+        batch = {
+            "input_ids": input_ids,
+            "labels": labels,
+            "position_ids": positions,
+            PACKED_LENGTHS: torch.tensor([lengths[i] for row in rows for i in row]),
+        }
+        if ordered_images:
+            batch["pixel_values"] = self.bundle.encode_images(ordered_images)
+        return batch
+
+
+def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
+    """Indices of `lengths` in rows of total length <= width (a longer item gets its own row),
+    first fit by decreasing length; ties keep their order, so a batch packs the same every time."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        r = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
+        if r is None:
+            rows.append([i])
+            room.append(width - lengths[i])
+        else:
+            rows[r].append(i)
+            room[r] -= lengths[i]
+    return rows
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch as `model(**inputs)` takes it. A packed one loses what only the meter reads
+    and asks for no KV cache: transformers looks for packed sequences in the position ids only
+    where there is none (`masking_utils`), and its models make one by default, training too."""
+    if PACKED_LENGTHS not in batch:
+        return batch
+    inputs = {key: value for key, value in batch.items() if key != PACKED_LENGTHS}
+    inputs["use_cache"] = False
+    return inputs

@@ -2,8 +2,9 @@
 
 The Trainer runs the optimizer (torch AdamW, also under DeepSpeed ZeRO), the paper's schedule
 (linear warm-up over warmup_ratio, then linear decay), gradient accumulation and checkpointing;
-this module adds LLaVA's modality-grouped sampling, the meter, resume from the last checkpoint
-of the same folder, and a consolidated model after ZeRO-3.
+this module adds LLaVA's modality-grouped sampling, the meter (which counts a packed batch's
+samples, not its rows), resume from the last checkpoint of the same folder, and a consolidated
+model after ZeRO-3.
 """
 
 from __future__ import annotations
@@ -84,8 +85,10 @@ def _trainer_class() -> type:
             return self._sampler or super()._get_train_sampler(train_dataset)
 
         def training_step(self, model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
-            self.meter.count(inputs)
-            return super().training_step(model, inputs, num_items_in_batch)
+            from harness.model.collate import PACKED_LENGTHS, model_inputs
+
+            self.meter.count(inputs, inputs.get(PACKED_LENGTHS))
+            return super().training_step(model, model_inputs(inputs), num_items_in_batch)
 
     class MeterCallback(TrainerCallback):
         """Losses per optimizer step, progress lines, meter totals saved with checkpoints."""
@@ -237,9 +240,11 @@ def run_stage(run: StageRun) -> Outcome:
     if resume:
         meter.restore(Path(resume))
         run.log(f"resuming from {resume}")
+    packing = getattr(run.collator, "packing", "off")
     run.log(
         f"{len(run.samples)} samples, {steps} steps of {plan.global_batch} "
-        f"({plan.world} x {plan.micro} x {plan.accumulation}), lr {run.train.lr}"
+        f"({plan.world} x {plan.micro} x {plan.accumulation}), lr {run.train.lr}, "
+        + (f"packed batches ({packing})" if packing != "off" else "padded batches")
     )
     meter.start()
     try:

@@ -48,11 +48,16 @@ class Meter:
         running = time.perf_counter() - self._started if self._started is not None else 0.0
         return self.totals.wall_s + running
 
-    def count(self, batch: dict[str, Any]) -> None:
+    def count(self, batch: dict[str, Any], packed_lengths: Any = None) -> None:
+        """One micro batch; a packed one's samples and tokens are its `packed_lengths`."""
         mask = batch.get("attention_mask")
         ids = batch["input_ids"]
-        self.totals.samples += int(ids.shape[0])
-        self.totals.tokens += int(mask.sum()) if mask is not None else int(ids.numel())
+        if packed_lengths is not None:
+            self.totals.samples += len(packed_lengths)
+            self.totals.tokens += int(packed_lengths.sum())
+        else:
+            self.totals.samples += int(ids.shape[0])
+            self.totals.tokens += int(mask.sum()) if mask is not None else int(ids.numel())
         pixels = batch.get("pixel_values")
         self.totals.images += int(pixels.shape[0]) if pixels is not None else 0
 

@@ -16,6 +16,7 @@ from typing import Any
 from harness.errors import UserError
 from harness.results import TrainRecord
 from harness.specs import CellSpec
+from harness.train.packing import pack_mode
 from harness.train.params import count_params, params_of, set_trainable, trainable_parts
 from harness.train.settings import (
     adopt_slurm_ranks,
@@ -108,15 +109,17 @@ def run_stage1(cell: CellSpec, out_dir: Path, log: Log) -> TrainRecord:
     log(
         f"stage 1: {cell.model.size.name} projector {cell.model.projector}, {len(samples)} captions"
     )
+    packing = pack_mode(bundle.model, train, log)
     outcome = run_stage(
         StageRun(
             model=bundle.model,
             samples=samples,
-            collator=LlavaCollator(bundle, "plain", train.max_length),
+            collator=LlavaCollator(bundle, "plain", train.max_length, packing=packing),
             train=train,
             out_dir=out_dir,
             log=log,
             gpus=gpus,
+            group_by_modality=train.packing and packing == "off",  # padding's fallback
         )
     )
     measured = _measured(bundle, outcome)
@@ -232,7 +235,9 @@ def _train_stage2(
         StageRun(
             model=bundle.model,
             samples=samples,
-            collator=LlavaCollator(bundle, "vicuna_v1", train.max_length),
+            collator=LlavaCollator(
+                bundle, "vicuna_v1", train.max_length, packing=pack_mode(bundle.model, train, log)
+            ),
             train=train,
             out_dir=out_dir,
             log=log,
