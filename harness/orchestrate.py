@@ -144,10 +144,13 @@ def plan_command(opts: Options, as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2, sort_keys=True, default=str))
         return 0
-    from harness.plan_table import plan_table
+    from harness.plan_table import plan_table, savings_table
 
     console = Console()
     console.print(plan_table(rows))
+    savings = savings_table(rows)  # with a calibration: measured against Table 4
+    if savings is not None:
+        console.print(savings)
     parts = [f"{k} {v['total']} ({v['done']} done)" for k, v in rows["steps"].items()]
     console.print("steps: " + ", ".join(parts), highlight=False)
     _show_job_scripts(plan, plugins, console)

@@ -70,14 +70,22 @@ def calibration_file() -> Path:
     return cache_dir() / "calibration.json"
 
 
-def efficiencies() -> dict[str, float]:
-    """The paper's fit, with the user's measured efficiencies (harness calibrate) over it."""
+def paper_efficiencies() -> dict[str, float]:
+    """The study's Table 4 fit; stage 1 (projector) at LoRA's, as neither computes weight grads."""
     eff = fit_paper_efficiency()
     eff.setdefault("projector", eff["lora"])
-    path = calibration_file()
-    if path.is_file():
-        eff.update(json.loads(path.read_text()).get("efficiency", {}))
     return eff
+
+
+def measured_efficiencies() -> dict[str, float]:
+    """`harness calibrate`'s efficiencies per method ({} before any calibration)."""
+    path = calibration_file()
+    return json.loads(path.read_text()).get("efficiency", {}) if path.is_file() else {}
+
+
+def efficiencies() -> dict[str, float]:
+    """The paper's fit, with the user's measured efficiencies (harness calibrate) over it."""
+    return {**paper_efficiencies(), **measured_efficiencies()}
 
 
 def memory_gb_per_gpu(cell: CellSpec, gpus: int) -> float:
@@ -134,12 +142,20 @@ def estimate_plan(plan) -> dict[str, Any]:
     from harness.judge_estimate import judge_estimates
 
     eff = efficiencies()
+    # With a calibration, each cell also shows what the study's Table 4 efficiency would cost:
+    # the difference is what this harness's measured throughput saves.
+    paper = paper_efficiencies() if measured_efficiencies() else None
     out: dict[str, Any] = {}
     judge = judge_estimates(plan)
     total = {"gpu_usd": 0.0, "judge_usd": 0.0, "total_usd": 0.0}
+    table4_usd = 0.0
     unknown = False
     for cid, cell in plan.cells.items():
         est = estimate_cell(cell, eff)
+        if paper is not None and "gpu_usd" in est:
+            table4 = estimate_cell(cell, paper)
+            est["table4"] = {k: v for k, v in table4.items() if k.endswith(("_hours", "_usd"))}
+            table4_usd += table4["gpu_usd"]
         est["judge_usd"] = judge.get(cid, 0.0)
         if est["judge_usd"] is None:  # a judge with no price: unknown, never a partial sum
             est["judge_price_unknown"] = unknown = True
@@ -149,6 +165,8 @@ def estimate_plan(plan) -> dict[str, Any]:
         for key in total:
             total[key] += est.get(key) or 0.0
         out[cid] = est
+    if paper is not None:
+        total["table4_gpu_usd"] = table4_usd
     if unknown:
         total.update(judge_usd=None, total_usd=None, judge_price_unknown=True)
     out["_total"] = total
