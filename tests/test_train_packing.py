@@ -19,7 +19,13 @@ from harness_plugins.backends.lora import LoRA
 from harness_plugins.backends.qlora import QLoRA
 
 from harness.data.conversations import ConversationSample
-from harness.model.collate import PACKED_LENGTHS, LlavaCollator, model_inputs, pack_rows
+from harness.model.collate import (
+    PACKED_LENGTHS,
+    LlavaCollator,
+    cheapest_rows,
+    model_inputs,
+    pack_rows,
+)
 from harness.model.templates import IGNORE_INDEX
 from harness.specs import TrainSpec
 from harness.train import run_stage1, run_stage2
@@ -116,7 +122,7 @@ def test_packed_rows_hold_every_sample_once_with_its_labels(world):
     lengths = [len(e.input_ids) for e in encoded]
     batch = LlavaCollator(bundle, "vicuna_v1", 512, packing="rows")(samples)
     rows, width = batch["input_ids"].shape
-    assert width == max(lengths) and rows < len(samples)  # two short ones share a row
+    assert max(lengths) <= width <= 512 and rows < len(samples)  # short ones share a row
     assert sorted(batch[PACKED_LENGTHS].tolist()) == sorted(lengths)
     starts = (batch["position_ids"] == 0).sum().item()
     assert starts >= len(samples)  # every sample restarts at 0 (a padded tail does too)
@@ -132,6 +138,15 @@ def test_rows_are_first_fit_by_decreasing_length():
     assert pack_rows([3, 9, 5, 2, 4], 9) == [[1], [2, 4], [0, 3]]
     assert pack_rows([12, 4], 9) == [[0], [1]]  # an item longer than the width gets its own row
     assert pack_rows([2, 2, 2], 6) == [[0, 1, 2]]
+
+
+def test_rows_widen_only_while_attention_is_cheaper_than_padding():
+    lengths = [100, 90, 80, 70]  # no two fit beside each other in a row of 100
+    assert cheapest_rows(lengths, 400, 0.0) == [[0], [1], [2], [3]]  # unknown cost: padded width
+    # a 7B-like model: rows of 170 without padding (one row of 340 pays more attention)
+    assert cheapest_rows(lengths, 400, 1e-5) == [[0, 3], [1, 2]]
+    assert cheapest_rows(lengths, 400, 1.0) == [[0], [1], [2], [3]]  # attention dominates
+    assert cheapest_rows([100, 30, 30, 30], 100, 1.0) == [[0], [1, 2, 3]]  # never above cap
 
 
 def test_packing_follows_the_attention_implementation():
