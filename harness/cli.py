@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "new",
     "calibrate",
     "verify",
+    "foundations",
 )
 
 Matrix = Annotated[

@@ -1,7 +1,8 @@
 """Built artefacts cached like downloads: written to a temporary folder, renamed into place.
 
 A folder that exists is complete (the rename is atomic); a lock file serialises concurrent
-builders of the same key so that two processes never train the same foundation twice.
+builders of the same key so that two processes never train the same foundation twice. A
+foundation the project ships (harness.model.shipped) is copied, checked, instead of built.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from harness.model.shipped import copy_shipped
 from harness.paths import cache_dir
 from harness.specs import ModelSpec, sha256_of
 
@@ -33,7 +35,8 @@ def cached_folder(kind: str, key: str, build: Callable[[Path], None]) -> Path:
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
         try:
-            build(tmp)
+            if not (kind == "foundation" and copy_shipped(key, tmp)):
+                build(tmp)
             tmp.replace(final)
         finally:
             if tmp.exists():
