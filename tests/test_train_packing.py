@@ -192,3 +192,21 @@ def test_stages_trained_packed_and_padded_agree(world, tmp_path):
     assert (packed.samples, packed.tokens, packed.steps) == (padded.samples, padded.tokens, 4)
     assert packed.first_loss == pytest.approx(padded.first_loss, abs=1e-5)
     assert packed.last_loss == pytest.approx(padded.last_loss, abs=1e-4)
+
+
+def test_an_attention_that_may_ignore_position_ids_trains_padded_and_grouped(
+    world, tmp_path, monkeypatch
+):
+    import harness.train.loop as loop
+    import harness.train.packing as packing
+
+    monkeypatch.setattr(packing, "attention_implementation", lambda model: "hub/other-kernel")
+    runs = []
+    real = loop.run_stage
+    monkeypatch.setattr(loop, "run_stage", lambda run: runs.append(run) or real(run))
+    lines: list[str] = []
+    record = run_stage1(cell(world.mix, "full"), tmp_path / "s1", lines.append)
+    assert runs[0].collator.packing == "off" and runs[0].group_by_modality  # LLaVA's fallback
+    assert any("'hub/other-kernel'" in line and "length-grouped" in line for line in lines)
+    assert any(line.endswith("padded batches") for line in lines)
+    assert (record.samples, record.tokens) == (world.stage1.samples, world.stage1.tokens)
