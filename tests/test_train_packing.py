@@ -29,7 +29,7 @@ from harness.model.collate import (
 from harness.model.templates import IGNORE_INDEX
 from harness.specs import TrainSpec
 from harness.train import run_stage1, run_stage2
-from harness.train.packing import pack_mode
+from harness.train.packing import attention_implementation, pack_mode
 
 pytestmark = pytest.mark.slow
 BACKENDS = {"full": FullFineTune(), "lora": LoRA(), "qlora": QLoRA()}
@@ -88,14 +88,19 @@ def _loss_and_grads(model, batch) -> tuple[float, dict[str, torch.Tensor]]:
     return loss.item(), grads
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "qlora"])
-def test_a_packed_batch_has_the_padded_loss_and_gradients(world, method):
+@pytest.mark.parametrize(
+    "method, attention", [("full", "sdpa"), ("full", "eager"), ("lora", "sdpa"), ("qlora", "sdpa")]
+)
+def test_a_packed_batch_has_the_padded_loss_and_gradients(world, method, attention):
     backend = BACKENDS[method]
     spec = cell(world.mix, method)
     torch.manual_seed(0)
     bundle = backend.prepare(
         backend.load_model(spec.model, spec.stage2, world.stage1_dir), spec.stage2
     )
+    if attention != "sdpa":
+        bundle.model.set_attn_implementation(attention)
+    assert attention_implementation(bundle.model) == attention
     bundle.model.train()
     samples = _samples(world)
     padded = LlavaCollator(bundle, "vicuna_v1", 512)(samples)
