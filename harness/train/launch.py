@@ -156,12 +156,13 @@ def run_launched(
         process_group=0,
     )
     reader = threading.Thread(target=_stream, args=(proc, log), daemon=True)
-    reader.start()
-    try:
+    try:  # an interrupt that lands while the reader starts must still end the group
+        reader.start()
         code = proc.wait()
     finally:
         stop_group(proc.pid)  # a failed, interrupted or finished launch leaves nothing behind
-        reader.join(timeout=STOP_GRACE_S)
+        if reader.is_alive():
+            reader.join(timeout=STOP_GRACE_S)
     record_file = out_dir / RECORD_FILE
     if code or not record_file.is_file():
         raise RuntimeError(
