@@ -23,12 +23,14 @@ resampled, the three differences averaged per resample). `--registry FILE` merge
 file over the project's (an ablation: another tower for a size, say).
 
     .venv/bin/python bench/tiny_study.py [--quick] [--seeds N] [--registry FILE]
-                                         [--store DIR] [--no-control] [--out DIR]
+                                         [--store DIR] [--no-control] [--report-only]
+                                         [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -62,6 +64,9 @@ def main() -> int:
     parser.add_argument(
         "--no-control", action="store_true", help="no shuffled-image cells (the size table only)"
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="print the tables of a finished --out"
+    )
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -75,15 +80,27 @@ def main() -> int:
     if args.quick:
         matrix += ["sizes=tiny-1m", "methods=lora"]
     started = time.perf_counter()
-    opts = Options(matrix=matrix, out=args.out, registry=args.registry, store=args.store)
-    code = run_command(opts)
+    code = 0
+    if not args.report_only:
+        opts = Options(matrix=matrix, out=args.out, registry=args.registry, store=args.store)
+        code = run_command(opts)
     wall = time.perf_counter() - started
+    best_ratio = print_tables(args.out, args.seeds, args.registry)
+    print(f"\nwall time {wall:.0f} s (exit code {code})")
+    print(f"STUDY tiny_study {best_ratio:.2f}")
+    return code
+
+
+def print_tables(out: Path, seeds: int, registry: Path | None) -> float:
+    """The scores table and the size table of a finished study; the best MMBench ratio."""
     from harness.report.exports import load_results
 
-    groups = group_cells(load_results(args.out).cells, args.seeds)
-    seeds = "" if args.seeds == 1 else f" (mean of {args.seeds} training seeds)"
+    planned = set(json.loads((out / "plan.json").read_text())["cells"])
+    cells = [c for c in load_results(out).cells if c.id in planned]  # not earlier runs'
+    groups = group_cells(cells, seeds)
+    mean_of = "" if seeds == 1 else f" (mean of {seeds} training seeds)"
     header = f"{'benchmark':12} {'cell':16} {'score':>7} {'shuffled':>9} {'chance':>7}"
-    print(f"\n{header}  margin [95% interval]{seeds}")
+    print(f"\n{header}  margin [95% interval]{mean_of}")
     best_ratio = 0.0
     benches = sorted({b for cells in groups.values() for c in cells for b in c.benchmarks})
     for bench in benches:
@@ -97,19 +114,17 @@ def main() -> int:
                 continue
             margin = None
             if bench in IMAGE_BENCHMARKS:
-                margin = control_interval(args.out, real, shuffled, bench)
+                margin = control_interval(out, real, shuffled, bench)
             elif bench == "mmlu":
-                margin = chance_interval(args.out, real, bench, CHANCE[bench])
+                margin = chance_interval(out, real, bench, CHANCE[bench])
             text = "-" if margin is None else "{:+.1f} [{:+.1f}, {:+.1f}]".format(*margin)
             chance = CHANCE.get(bench)
             line = f"{bench:12} {name:16} {_fmt(score):>7} {_fmt(control):>9} {_fmt(chance):>7}"
             print(f"{line}  {text}".rstrip())
             if bench == "mmbench" and score is not None and control:
                 best_ratio = max(best_ratio, score / control)
-    print_size_comparison(args.out, groups, args.registry)
-    print(f"\nwall time {wall:.0f} s (exit code {code})")
-    print(f"STUDY tiny_study {best_ratio:.2f}")
-    return code
+    print_size_comparison(out, groups, registry)
+    return best_ratio
 
 
 def print_size_comparison(run: Path, groups: dict, registry: Path | None) -> None:
