@@ -88,3 +88,44 @@ def test_an_adapter_it_cannot_load_says_to_run_harness_merge(lora_output, tmp_pa
     assert code == 2 and len(lines) == 1, lines
     assert "a PEFT adapter without the base weights" in lines[0] and "harness merge" in lines[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_qlora_output_is_evaluated_as_harness_run_evaluates_it(tmp_path, monkeypatch):
+    """A QLoRA output trained on a 4-bit base: `harness eval` answers exactly as `harness run`
+    evaluates the cell (the backend's own load), with the trained adapters in. Nothing trains
+    after a forward in this process (a no-grad forward repacks 4-bit weights on the CPU)."""
+    import torch
+    from harness_plugins.backends.qlora import QLoRA
+
+    import harness.model.assemble as assemble
+    from harness.model import build_llava
+    from harness.specs import QuantSpec
+
+    parts = write_parts(tmp_path / "parts")
+    monkeypatch.setattr(assemble, "parts_for", lambda spec, **kw: parts)
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    backend = QLoRA()
+    quant = QuantSpec()
+    bundle = backend.prepare(
+        build_llava(model_spec(), quantization=quant), train_spec("qlora", quantization=quant)
+    )
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in bundle.model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    out = tmp_path / "qlora-stage2"
+    out.mkdir()
+    backend.save(bundle, out)
+    loaded = load_model(str(out))
+    as_run = backend.load(model_spec(), out)  # what `harness run` evaluates a QLoRA cell with
+    ids = bundle.tokenizer("two red squares", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        ours = loaded.model(input_ids=ids).logits
+        run_logits = as_run.model(input_ids=ids).logits
+        trained = bundle.model.eval()(input_ids=ids).logits
+        with bundle.model.disable_adapter():
+            untouched = bundle.model(input_ids=ids).logits
+    assert torch.allclose(ours, run_logits, atol=1e-5)  # eval answers as run evaluates
+    # the trained adapters are there: nearer the trained model than the base without them
+    assert (ours - trained).abs().mean() < 0.5 * (ours - untouched).abs().mean()
