@@ -73,17 +73,27 @@ def test_plugins_lists_everything_and_names_each_problem(site):
     )
 
 
-def test_a_command_that_uses_the_clashing_name_exits_2_with_one_line(site):
-    planned = harness(site, "plan", "--matrix", "sizes=tiny-1m", "methods=lora")
-    assert planned.returncode == 2, planned.stdout + planned.stderr
-    assert planned.stderr.strip().splitlines() == [
+@pytest.mark.parametrize("command", ["plan", "run"])
+def test_a_command_that_uses_the_clashing_name_exits_2_with_one_line(site, tmp_path, command):
+    out = tmp_path / "run"
+    used = harness(site, command, "--matrix", "sizes=tiny-1m", "methods=lora", "--out", str(out))
+    assert used.returncode == 2, used.stdout + used.stderr
+    assert used.stderr.strip().splitlines() == [
         "error: two plugins register the backend 'lora': lmm-harness (backend_lora) and "
         "harness-lora (backend_lora); rename the backend in harness-lora (its `name`) or "
         "uninstall one of them"
     ]
-    # what the clash does not touch still works
+    assert not out.exists()  # refused before anything is written
+
+
+def test_what_the_clash_does_not_touch_still_works(site, tmp_path):
     other = harness(site, "plan", "--matrix", "sizes=tiny-1m", "methods=full")
     assert other.returncode == 0, other.stderr
+    # a plugin refused for its hook's arguments registers nothing: using it is one line, exit 2
+    out = ["--out", str(tmp_path / "run")]
+    refused = harness(site, "run", "--matrix", "sizes=tiny-1m", "methods=fake", *out)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "fake" in refused.stderr
 
 
 def test_new_refuses_a_registered_name_and_names_entry_points_after_the_package(tmp_path):
