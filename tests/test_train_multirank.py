@@ -338,7 +338,9 @@ def test_a_stopped_step_leaves_no_launched_process(tmp_path, signum):
         assert len(ranks) == 2, "the stand-in ranks did not start"
         launched = _process_tree(proc.pid)
         proc.send_signal(signum)
-        proc.wait(timeout=60)
+        # keep draining its output: a child whose stdout pipe fills while nobody reads cannot
+        # even flush at exit, and would look like a launch that never ends
+        proc.communicate(timeout=60)
     finally:
         _end(proc)
     gone, alive = psutil.wait_procs(launched, timeout=60)
