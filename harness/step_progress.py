@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,6 +79,11 @@ def reporting_to(path: Path) -> Iterator[None]:
     file is removed first, and the file is removed when the step ends."""
     path = Path(path)
     path.unlink(missing_ok=True)
+    if threading.current_thread() is not threading.main_thread():
+        # steps run on threads share one environment: saving and restoring it from several
+        # threads at once would leave another step's path behind, so they report nothing
+        yield
+        return
     before = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = str(path)
     _last_write.pop(str(path), None)

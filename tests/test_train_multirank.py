@@ -299,9 +299,13 @@ for r in ranks:
 """
 
 # The launching side: run_launched on a cpu-2 cell, the launcher replaced by the stand-in.
+# It takes Ctrl-C as a terminal's process does: an ignored SIGINT is inherited across exec, and
+# a test process that some earlier test left ignoring it would otherwise pass that on.
 LAUNCHING = """
+import signal
 import sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import harness.train.launch as launch
 from harness.specs import CellSpec
 launch.launch_command = lambda *args, **kwargs: [sys.executable, "-c", sys.argv[2]]
