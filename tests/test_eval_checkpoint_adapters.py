@@ -15,11 +15,21 @@ from harness.eval import load_model
 pytestmark = pytest.mark.slow
 
 
+def far_from_zero(model) -> None:
+    """Set the LoRA B matrices (zero at init) far from zero, so that merging them matters."""
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+
+
 @pytest.fixture
 def lora_output(tmp_path, monkeypatch):
     """A LoRA stage-2 folder as the LoRA backend saves it (adapter/, spec, manifest), with
     adapters far from zero so that merging them changes the model."""
-    import torch
     from harness_plugins.backends.lora import LoRA
 
     import harness.model.assemble as assemble
@@ -31,11 +41,7 @@ def lora_output(tmp_path, monkeypatch):
     monkeypatch.delenv("HARNESS_ASSETS_MIRROR", raising=False)
     backend = LoRA()
     bundle = backend.prepare(build_llava(model_spec()), train_spec("lora"))
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, param in bundle.model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    far_from_zero(bundle.model)
     out = tmp_path / "lora-stage2"
     out.mkdir()
     backend.save(bundle, out)
@@ -109,11 +115,7 @@ def test_a_qlora_output_is_evaluated_as_harness_run_evaluates_it(tmp_path, monke
     bundle = backend.prepare(
         build_llava(model_spec(), quantization=quant), train_spec("qlora", quantization=quant)
     )
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, param in bundle.model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    far_from_zero(bundle.model)
     out = tmp_path / "qlora-stage2"
     out.mkdir()
     backend.save(bundle, out)
