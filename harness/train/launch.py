@@ -240,8 +240,28 @@ def main(argv: list[str] | None = None) -> int:
     record = _train_stage2(cell, _backend(args.backend), args.stage1, args.out, log)
     if rank == 0:
         (args.out / RECORD_FILE).write_text(record.model_dump_json(indent=2))
+    leave_world()
     return 0
 
 
+def leave_world() -> None:
+    """Leave the process group together and on purpose: a rank that exits while its gloo
+    threads still run can abort in their destructors ("terminate called without an active
+    exception"), and the launcher then kills the whole world after the training succeeded."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _exit_now(code: int) -> None:
+    """Flush and end the rank without running native destructors at interpreter exit, the
+    other place where a library's background thread can abort a finished rank."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())
