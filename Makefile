@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(WITH_MIRROR)$(BIN)/harness run
 
 test: $(STAMP)
-	$(WITH_MIRROR)$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(WITH_MIRROR)$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -326,27 +328,52 @@ def test_a_stopped_step_leaves_no_launched_process(tmp_path, signum):
     cpu2 = HardwareSpec(name="cpu-2", accelerator="cpu", gpus_per_node=2, usd_per_node_hour=0.1)
     spec = cell(write_data(tmp_path / "data"), "full").model_copy(update={"hardware": cpu2})
     (tmp_path / "cell.json").write_text(spec.model_dump_json())
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHING, str(tmp_path / "cell.json"), FAKE_LAUNCHER],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # the interrupted one's KeyboardInterrupt traceback
-        text=True,
-    )
+    stderr = tmp_path / "launching.stderr"  # the interrupted one's KeyboardInterrupt traceback
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHING, str(tmp_path / "cell.json"), FAKE_LAUNCHER],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    lines: queue.Queue[str | None] = queue.Queue()
+    # keep draining its output throughout: a child whose stdout pipe fills while nobody reads
+    # cannot even flush at exit, and would look like a launch that never ends
+    threading.Thread(target=_drain, args=(proc, lines), daemon=True).start()
     try:
-        ranks = []
-        for line in proc.stdout:  # bounded: the ranks print at once, or the pipe closes
-            if line.startswith("rank-pid "):
-                ranks.append(psutil.Process(int(line.split()[1])))
-            if len(ranks) == 2:
-                break
-        assert len(ranks) == 2, "the stand-in ranks did not start"
+        ranks, seen = _stand_in_ranks(lines, deadline=time.monotonic() + 120)
+        assert len(ranks) == 2, (
+            f"the stand-in ranks did not start; output: {seen[-20:]}; "
+            f"stderr: {stderr.read_text()[-2000:]}"
+        )
         launched = _process_tree(proc.pid)
         proc.send_signal(signum)
-        # keep draining its output: a child whose stdout pipe fills while nobody reads cannot
-        # even flush at exit, and would look like a launch that never ends
-        proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         _end(proc)
     gone, alive = psutil.wait_procs(launched, timeout=60)
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
     assert set(ranks) <= set(gone)
+
+
+def _drain(proc: subprocess.Popen, lines: queue.Queue) -> None:
+    for line in proc.stdout or []:
+        lines.put(line)
+    lines.put(None)  # the pipe closed
+
+
+def _stand_in_ranks(lines: queue.Queue, deadline: float) -> tuple[list[psutil.Process], list[str]]:
+    """The two stand-in ranks' processes as they announce themselves, and every line seen; fewer
+    ranks when the pipe closes or the deadline passes first."""
+    ranks, seen = [], []
+    while len(ranks) < 2:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line.rstrip())
+        if line.startswith("rank-pid "):
+            ranks.append(psutil.Process(int(line.split()[1])))
+    return ranks, seen
