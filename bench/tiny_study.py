@@ -24,7 +24,7 @@ file over the project's (an ablation: another tower for a size, say).
 
     .venv/bin/python bench/tiny_study.py [--quick] [--seeds N] [--registry FILE]
                                          [--store DIR] [--no-control] [--report-only]
-                                         [--out DIR]
+                                         [--out DIR] [--matrix AXIS=V,... ...]
 """
 
 from __future__ import annotations
@@ -67,6 +67,13 @@ def main() -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="print the tables of a finished --out"
     )
+    parser.add_argument(
+        "--matrix",
+        nargs="*",
+        default=[],
+        metavar="AXIS=V,...",
+        help="more matrix axes (an ablation: rank=16,64 lr=1e-3); each value gets its own rows",
+    )
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -79,6 +86,7 @@ def main() -> int:
         matrix.append("seed=" + ",".join(str(s) for s in range(args.seeds)))
     if args.quick:
         matrix += ["sizes=tiny-1m", "methods=lora"]
+    matrix += args.matrix
     started = time.perf_counter()
     code = 0
     if not args.report_only:
@@ -99,7 +107,8 @@ def print_tables(out: Path, seeds: int, registry: Path | None) -> float:
     cells = [c for c in load_results(out).cells if c.id in planned]  # not earlier runs'
     groups = group_cells(cells, seeds)
     mean_of = "" if seeds == 1 else f" (mean of {seeds} training seeds)"
-    header = f"{'benchmark':12} {'cell':16} {'score':>7} {'shuffled':>9} {'chance':>7}"
+    width = max([16, *(len(n) for n, _ in groups)])
+    header = f"{'benchmark':12} {'cell':{width}} {'score':>7} {'shuffled':>9} {'chance':>7}"
     print(f"\n{header}  margin [95% interval]{mean_of}")
     best_ratio = 0.0
     benches = sorted({b for cells in groups.values() for c in cells for b in c.benchmarks})
@@ -119,7 +128,8 @@ def print_tables(out: Path, seeds: int, registry: Path | None) -> float:
                 margin = chance_interval(out, real, bench, CHANCE[bench])
             text = "-" if margin is None else "{:+.1f} [{:+.1f}, {:+.1f}]".format(*margin)
             chance = CHANCE.get(bench)
-            line = f"{bench:12} {name:16} {_fmt(score):>7} {_fmt(control):>9} {_fmt(chance):>7}"
+            scores = f"{_fmt(score):>7} {_fmt(control):>9} {_fmt(chance):>7}"
+            line = f"{bench:12} {name:{width}} {scores}"
             print(f"{line}  {text}".rstrip())
             if bench == "mmbench" and score is not None and control:
                 best_ratio = max(best_ratio, score / control)
@@ -132,10 +142,10 @@ def print_size_comparison(run: Path, groups: dict, registry: Path | None) -> Non
     from harness.registry import load_registry
 
     sizes = load_registry(registry).sizes
-    names = sorted({n for n, _ in groups}, key=lambda n: n.split()[1])
+    names = sorted({n for n, _ in groups}, key=lambda n: n.split(" ", 1)[1])
     by_method: dict[str, list[str]] = {}
     for name in names:
-        size, method = name.split()
+        size, method = name.split(" ", 1)  # the method with any ablation's axes
         by_method.setdefault(method, []).append(size)
     print(f"\nsizes: larger minus smaller on the mean of {', '.join(IMAGE_BENCHMARKS)}")
     for method, found in by_method.items():
@@ -176,13 +186,19 @@ def size_interval(
     return interval.estimate, interval.low, interval.high
 
 
+# Axes that do not name a row: the seeds are averaged, the control is a column, and the size is
+# what the size table compares.
+GROUPING_AXES = ("size", "method", "seed", "control")
+
+
 def group_cells(cells: list[Any], seeds: int) -> dict[tuple[str, str], list[Any]]:
     """("size method", control) -> that cell's runs over the training seeds asked for."""
     groups: dict[tuple[str, str], list[Any]] = {}
     for cell in cells:
         if int(cell.axes.get("seed", 0)) >= seeds:
             continue
-        name = f"{cell.axes['size']} {cell.axes['method']}"
+        extra = [f"{k}={v}" for k, v in cell.axes.items() if k not in GROUPING_AXES]
+        name = " ".join([cell.axes["size"], cell.axes["method"], *extra])
         groups.setdefault((name, cell.axes.get("control", "none")), []).append(cell)
     return groups
 
