@@ -28,8 +28,8 @@ BENCH = Path(__file__).resolve().parent
 
 def build_model():
     """The tiny-1m LLaVA the default experiment starts from (foundation parts, cached)."""
+    from harness.config.registry import load_registry
     from harness.model import build_llava
-    from harness.registry import load_registry
     from harness.specs import ModelSpec
 
     registry = load_registry()

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _judges_server import FakeChatServer  # noqa: E402
 from harness_plugins.judges.openai_judge import OpenAIJudge  # noqa: E402
 
-from harness.judge_cache import JudgeCache  # noqa: E402
-from harness.judging import judge_all  # noqa: E402
+from harness.judging.cache import JudgeCache  # noqa: E402
+from harness.judging.client import judge_all  # noqa: E402
 from harness.protocols import JudgeRequest, JudgeResponse  # noqa: E402
 from harness.specs import JudgeSpec  # noqa: E402
 

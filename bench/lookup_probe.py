@@ -112,10 +112,10 @@ def main() -> int:
 
     from transformers import AutoTokenizer
 
+    from harness.config.registry import load_registry
     from harness.data.synthetic.lookup import lookup_rows
     from harness.model.foundation import fresh_llm, tokenizer_dir
     from harness.model.pretrain import _schedule, encode_lookup_rows, lookup_loss, one_thread
-    from harness.registry import load_registry
 
     size = load_registry().sizes[args.size]
     if args.init is not None:

@@ -40,11 +40,11 @@ def main() -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from harness.config.registry import load_registry
     from harness.data.synthetic.mmlu import LETTERS, TEST_SIZES, splits
     from harness.eval.loglik import score_logliks
     from harness.model.foundation import llm_dir, read_manifest, tokenizer_dir
     from harness.protocols import LoglikRequest
-    from harness.registry import load_registry
     from plugins.benchmarks.mmlu import build_context
 
     size = load_registry().sizes[args.size]

@@ -123,9 +123,9 @@ def prepare(work: Path, scale: str) -> tuple[Path, Path, list[str]]:
     """The MMLU set in hub layout and the tiny LLM with its tokenizer, both under `work`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from harness.config.registry import load_registry
     from harness.data.synthetic.mmlu import write_mmlu
     from harness.model.foundation import llm_dir, tokenizer_dir
-    from harness.registry import load_registry
 
     mmlu_root = work / "mmlu"
     write_mmlu(mmlu_root, seed=0, scale=scale)

@@ -311,10 +311,10 @@ def length_mix(args: argparse.Namespace, probe: Probe, root: Path) -> float:
 
 def default_study(steps: int, sizes: list[str], probe: Probe, root: Path) -> None:
     """The default experiment's cells of `sizes`, stage 2 for `steps` steps, padded and packed."""
-    from harness.experiment import Options, build_experiment
-    from harness.matrix import expand
+    from harness.config.matrix import expand
+    from harness.config.registry import load_registry
+    from harness.plan.build import Options, build_experiment
     from harness.plugins import get_plugins
-    from harness.registry import load_registry
     from harness.train import run_stage1
 
     plugins = get_plugins()

@@ -78,8 +78,8 @@ def main() -> int:
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
 
-    from harness.experiment import Options
-    from harness.orchestrate import run_command
+    from harness.plan.build import Options
+    from harness.run.orchestrate import run_command
 
     matrix = [] if args.no_control else ["control=none,shuffled-images"]
     if args.seeds > 1:
@@ -139,7 +139,7 @@ def print_tables(out: Path, seeds: int, registry: Path | None) -> float:
 
 def print_size_comparison(run: Path, groups: dict, registry: Path | None) -> None:
     """Each method: the larger size minus the next smaller on the image benchmarks' mean."""
-    from harness.registry import load_registry
+    from harness.config.registry import load_registry
 
     sizes = load_registry(registry).sizes
     names = sorted({n for n, _ in groups}, key=lambda n: n.split(" ", 1)[1])

@@ -88,7 +88,7 @@ class Plugins:
             for message in self.refused:
                 if f"{kind} {name!r}" in message:
                     raise UserError(message)
-        from harness.registry import lookup  # pydantic and the registry only when needed
+        from harness.config.registry import lookup  # pydantic and the registry only when needed
 
         return known[lookup(name, known, kind)]
 

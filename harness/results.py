@@ -105,7 +105,7 @@ class RunResults(Model):
     cells: list[CellResult]
 
     def write(self, path: Path) -> None:
-        from harness.atomic import write_atomic
+        from harness.support.atomic import write_atomic
 
         write_atomic(path, self.model_dump_json(indent=2) + "\n")
 

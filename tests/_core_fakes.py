@@ -11,10 +11,10 @@ import os
 import statistics
 from pathlib import Path
 
-from harness import step_progress
 from harness.hookspecs import hookimpl
 from harness.protocols import GenerationRequest, Item, JudgeRequest, JudgeResponse, ModelOutput
 from harness.results import BenchmarkResult, TrainRecord
+from harness.support import step_progress
 
 
 def _ledger(event: str) -> None:

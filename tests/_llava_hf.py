@@ -103,7 +103,7 @@ def call_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
     """The `harness` console script in this process: exit code and output lines."""
     old, sys.argv = sys.argv, ["harness", *argv]
     try:
-        from harness import cli
+        from harness.cli import app as cli
 
         cli.main()
         code = 0

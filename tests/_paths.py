@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import assets
+from harness.config import assets
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_REASON = (

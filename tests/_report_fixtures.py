@@ -90,7 +90,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run `harness ARGS` in process through the real entry point (exit codes included)."""
     import sys
 
-    from harness.cli import main
+    from harness.cli.app import main
 
     saved = sys.argv
     sys.argv = ["harness", *args]

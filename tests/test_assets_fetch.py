@@ -12,8 +12,8 @@ import typer
 from _paths import protocol_mirror
 from typer.testing import CliRunner
 
-from harness import assets
-from harness.commands import assets as assets_command
+from harness.cli import assets as assets_command
+from harness.config import assets
 from harness.errors import UserError
 
 

@@ -83,7 +83,7 @@ def test_merge_refuses_a_folder_that_is_not_an_adapter(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from harness.commands import merge
+    from harness.cli import merge
 
     app = typer.Typer()
     merge.register(app)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from harness.config.fairness import comparison_warnings
+from harness.config.matrix import expand, parse_matrix
+from harness.config.registry import load_registry
 from harness.errors import UserError
-from harness.fairness import comparison_warnings
 from harness.hookspecs import hookimpl
-from harness.matrix import expand, parse_matrix
 from harness.plugins import load_plugins, reset_plugins
-from harness.registry import load_registry
 from harness.report.entries import method_text
 
 
@@ -135,7 +135,7 @@ def test_the_default_experiments_own_choices_give_no_warning(plugins):
 
 
 def test_harness_plan_prints_the_warning_once(plugins, tmp_path):
-    from harness.cli import app
+    from harness.cli.app import app
 
     reset_plugins(plugins)
     try:

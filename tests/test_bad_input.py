@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
+from harness.cli import app as cli
 from harness.plugins import reset_plugins
 
 CONFIGS = {

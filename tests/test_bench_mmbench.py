@@ -155,7 +155,7 @@ class _Judge:
     [("Z", 100 / 3, {}), ("no idea", 100 / 3, {}), (None, 50.0, {"judge_failed": 1})],
 )
 def test_through_the_judge_only_an_unreachable_one_excludes(tmp_path, reply, overall, failures):
-    from harness.judging import judge_all
+    from harness.judging.client import judge_all
 
     bench, ctx, items = load(tmp_path)
     outputs = texts(

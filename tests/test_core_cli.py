@@ -159,7 +159,7 @@ def test_two_plugins_registering_one_name_is_an_error(tmp_path):
 
 def test_help_and_plugins_do_not_import_torch():
     code = (
-        "import sys; from harness.cli import app; from harness.plugins import get_plugins; "
+        "import sys; from harness.cli.app import app; from harness.plugins import get_plugins; "
         "get_plugins(); print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -13,9 +13,9 @@ import pytest
 from harness_plugins.executors.slurm import SlurmExecutor
 
 from harness.errors import UserError
-from harness.experiment import Options
-from harness.orchestrate import run_command
+from harness.plan.build import Options
 from harness.plugins import load_plugins, reset_plugins
+from harness.run.orchestrate import run_command
 from harness.specs import ExecutorSpec
 
 TESTS = Path(__file__).resolve().parent
@@ -88,7 +88,7 @@ def test_job_shape_and_sbatch_script(tmp_path):
 
 
 def test_preempted_job_is_requeued_as_itself():
-    from harness.jobs import StepJob
+    from harness.run.jobs import StepJob
 
     job = StepJob("/runs/x", "stage2/cell")
     again = job.checkpoint()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from harness import dag
-from harness.dag import build_dag
-from harness.matrix import expand, parse_matrix
+from harness.config.matrix import expand, parse_matrix
+from harness.config.registry import load_registry
+from harness.plan import dag
+from harness.plan.dag import build_dag
 from harness.plugins import get_plugins
 from harness.protocols import GenerationRequest
-from harness.registry import load_registry
+from harness.run.steps import shuffle_images
 from harness.specs import JudgeSpec, TrainSpec
-from harness.steps import shuffle_images
 
 
 def _cells(*axes: str):
@@ -85,7 +85,7 @@ def test_per_benchmark_judge_snapshots():
 def test_keys_cover_the_generated_content_a_step_reads(monkeypatch):
     """A new synthetic world or new tiny foundations give new keys: a run folder made before
     never reuses a step trained or evaluated on the old content. Real data keeps its keys."""
-    import harness.dag as dag
+    import harness.plan.dag as dag
     from harness.specs import DataSource
 
     (tiny,) = _cells("sizes=tiny-1m", "methods=lora")
@@ -118,7 +118,7 @@ def test_keys_follow_the_content_of_local_data_not_its_timestamps(tmp_path, monk
     a touch) keeps them, and the file is read again only after it changed."""
     import os
 
-    import harness.fingerprint as fingerprint
+    import harness.support.fingerprint as fingerprint
     from harness.specs import DataSource
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
@@ -192,7 +192,7 @@ def test_only_score_steps_of_item_scoring_benchmarks_follow_what_score_writes(mo
 
 def test_extends_merges_table_by_table_and_replaces_lists(tmp_path):
     """A config that extends `default` and sets one stage-2 value keeps the rest of the table."""
-    from harness.experiment import Options, build_plan
+    from harness.plan.build import Options, build_plan
 
     config = tmp_path / "exp.toml"
     config.write_text(

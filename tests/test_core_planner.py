@@ -10,10 +10,10 @@ import sys
 import _core_fakes as fakes
 import pytest
 
-from harness.experiment import Options
-from harness.orchestrate import run_command
+from harness.plan.build import Options
 from harness.plugins import load_plugins, reset_plugins
 from harness.results import CellResult, RunResults, TrainRecord
+from harness.run.orchestrate import run_command
 
 TABLE4 = {
     ("7b", "full"): 1.3,
@@ -99,8 +99,8 @@ def test_real_cells_that_cannot_train_here_are_refused_before_anything(
 
 def test_gpu_cells_pass_the_refusal_under_slurm_or_with_a_gpu(tmp_path, monkeypatch):
     import harness.train.settings as settings
-    from harness.budget import refuse_untrainable_cells
-    from harness.experiment import build_plan
+    from harness.cost.budget import refuse_untrainable_cells
+    from harness.plan.build import build_plan
     from harness.plugins import get_plugins
 
     monkeypatch.setattr(settings, "cuda_devices", lambda: 0)
@@ -176,7 +176,7 @@ def test_calibrate_from_a_finished_run(tmp_path, monkeypatch):
     assert out.returncode == 0, out.stderr
     expected = 4 * 13e9 * 1e7 / (3600 * 8 * 312e12)
     assert f"lora: efficiency {expected:.3f}" in out.stdout
-    from harness.planner import efficiencies
+    from harness.cost.planner import efficiencies
 
     assert efficiencies()["lora"] == pytest.approx(expected)
     bad = _harness("calibrate", str(tmp_path))

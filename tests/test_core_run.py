@@ -8,9 +8,9 @@ from pathlib import Path
 import _core_fakes as fakes
 import pytest
 
-from harness.experiment import Options
-from harness.orchestrate import run_command
+from harness.plan.build import Options
 from harness.plugins import load_plugins, reset_plugins
+from harness.run.orchestrate import run_command
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def _terminal_of(script: str) -> str:
 
 def test_a_step_that_imports_transformers_first_shows_no_bars():
     in_step = (
-        "from harness.jobs import library_messages_into\n"
+        "from harness.run.jobs import library_messages_into\n"
         "with library_messages_into(print):\n"
         + "".join(f"    {line}\n" for line in TINY_SAVE_AND_LOAD.strip().splitlines())
     )

@@ -15,12 +15,12 @@ from pathlib import Path
 import _core_fakes as fakes
 import pytest
 
-from harness import locks
 from harness.errors import UserError
-from harness.experiment import Options
-from harness.orchestrate import run_command
-from harness.plan import Plan
+from harness.plan.build import Options
+from harness.plan.plan_file import Plan
 from harness.plugins import load_plugins, reset_plugins
+from harness.run.orchestrate import run_command
+from harness.support import locks
 
 TESTS = Path(__file__).resolve().parent
 
@@ -126,7 +126,7 @@ def test_a_judge_step_that_raises_is_not_stored(fake_env, monkeypatch):
 def test_a_step_whose_work_folder_is_held_is_refused_not_run_twice(fake_env):
     tmp_path, opts, ledger = fake_env
     plan_opts = opts("sizes=fake-a")
-    from harness.experiment import build_plan
+    from harness.plan.build import build_plan
     from harness.plugins import get_plugins
 
     plan = build_plan(plan_opts, get_plugins())
@@ -188,7 +188,7 @@ def test_two_runs_on_one_out_with_different_stores_are_refused(fake_env):
 
 
 def test_a_submitted_step_refuses_a_plan_that_changed_under_it(fake_env):
-    from harness.jobs import StepJob
+    from harness.run.jobs import StepJob
 
     tmp_path, opts, _ = fake_env
     assert run_command(opts("sizes=fake-a")) == 0

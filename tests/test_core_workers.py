@@ -6,7 +6,7 @@ import multiprocessing
 import pickle
 
 from harness.errors import PluginError, UserError
-from harness.judge_cache import JudgeCache
+from harness.judging.cache import JudgeCache
 
 
 def test_plugin_error_pickles_with_its_origin():

@@ -62,8 +62,8 @@ def test_the_checkpoint_template_and_the_study_formats_give_the_documented_promp
 
 
 def plan_for(folder: Path, out: Path, prompt: str | None = None, benchmarks="mmbench,mmlu"):
-    from harness.checkpoint import checkpoint_plan
-    from harness.experiment import Options
+    from harness.plan.build import Options
+    from harness.plan.eval_model import checkpoint_plan
     from harness.plugins import get_plugins
 
     return checkpoint_plan(Options(benchmarks=benchmarks, out=out), get_plugins(), str(folder),
@@ -183,7 +183,7 @@ def test_a_hub_id_is_keyed_by_the_revision_it_resolves_to(tmp_path, monkeypatch)
 
 def test_a_folder_is_keyed_by_each_model_file_and_hashed_once(llava_hf, tmp_path):
     from harness.eval.checkpoint_files import checkpoint_fingerprint
-    from harness.paths import cache_dir
+    from harness.support.paths import cache_dir
 
     files = checkpoint_fingerprint(str(llava_hf))["files"]
     expected = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}

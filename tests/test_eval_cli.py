@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_eval_plain_llm_on_synthetic_mmlu(tmp_path, monkeypatch):
-    from harness.cli import app
+    from harness.cli.app import app
 
     mirror = protocol_mirror(tmp_path / "mirror")  # the official prompt files, or a skip
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import _core_fakes as fakes
 import pytest
 
-from harness.experiment import Options, build_plan
+from harness.plan.build import Options, build_plan
 from harness.plugins import load_plugins
 from harness.specs import EvalSpec, TrainSpec
 

@@ -15,15 +15,15 @@ import pytest
 from harness_plugins.benchmarks.llava_bench import CATEGORIES
 from harness_plugins.benchmarks.mmbench import MMBench
 
-from harness import assets
-from harness.content_versions import SYNTHETIC_VERSION
+from harness.config import assets
 from harness.errors import UserError
-from harness.experiment import Options, build_plan
-from harness.paths import project_root
-from harness.plan import Plan
+from harness.plan.build import Options, build_plan
+from harness.plan.plan_file import Plan
 from harness.plugins import get_plugins
+from harness.run.steps import eval_context
 from harness.specs import sha256_of
-from harness.steps import eval_context
+from harness.support.content_versions import SYNTHETIC_VERSION
+from harness.support.paths import project_root
 
 CELL = "tiny-1m_lora"
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from harness.atomic import atomic_path, write_atomic
+from harness.support.atomic import atomic_path, write_atomic
 
 SIZE = 256 * 1024  # large enough that a torn or interleaved write would show
 ROUNDS = 40

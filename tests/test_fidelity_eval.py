@@ -8,10 +8,10 @@ import pytest
 from _eval_fixtures import save, tiny_llava, tiny_tokenizer
 from typer.testing import CliRunner
 
-from harness.checkpoint import describe
+from harness.config.registry import load_registry
 from harness.eval.loading import EvalBundle
 from harness.model.assemble import SPEC_FILE
-from harness.registry import load_registry
+from harness.plan.eval_model import describe
 from harness.specs import ModelSpec
 
 TRAINING_FIELDS = ("sizes", "methods", "mixes", "stage1", "stage2", "projector", "resolutions")
@@ -35,7 +35,7 @@ def llama_of_its_own(folder):
 
 @pytest.mark.slow
 def test_eval_names_counts_and_records_the_checkpoint_itself(tmp_path, monkeypatch):
-    from harness.cli import app
+    from harness.cli.app import app
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HARNESS_ASSETS_MIRROR", raising=False)
@@ -70,8 +70,8 @@ def test_eval_names_counts_and_records_the_checkpoint_itself(tmp_path, monkeypat
 
 
 def test_a_llava_checkpoint_is_described_by_its_own_config_and_weights(tmp_path, monkeypatch):
-    from harness.checkpoint import checkpoint_plan
-    from harness.experiment import Options
+    from harness.plan.build import Options
+    from harness.plan.eval_model import checkpoint_plan
     from harness.plugins import get_plugins
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))

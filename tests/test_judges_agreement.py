@@ -10,8 +10,8 @@ from _judges_fixtures import KEY, KEY_ENV, StubBenchmark, pairwise_request
 from _judges_server import FakeChatServer
 from harness_plugins.judges.reference_judge import ReferenceJudge
 
-from harness.commands.judge_agreement import agreement, cohen_kappa, load_requests, ranks
-from harness.judging import judge_all
+from harness.cli.judge_agreement import agreement, cohen_kappa, load_requests, ranks
+from harness.judging.client import judge_all
 from harness.protocols import JudgeRequest
 
 
@@ -49,7 +49,7 @@ def test_loads_requests_per_benchmark_cell_and_run(tmp_path):
 def test_cli_reports_agreement_between_reference_and_api_judge(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from harness.cli.app import app
 
     monkeypatch.setenv(KEY_ENV, KEY)
     write_run(tmp_path)

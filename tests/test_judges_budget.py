@@ -15,15 +15,15 @@ import pytest
 from _judges_fixtures import KEY, KEY_ENV
 from _judges_server import FakeChatServer
 
-from harness.budget import measured_usd
+from harness.cost.budget import measured_usd
+from harness.cost.planner import estimate_plan
 from harness.errors import UserError
-from harness.experiment import Options, build_plan
-from harness.orchestrate import plan_rows, run_command
-from harness.plan import Plan
-from harness.planner import estimate_plan
+from harness.plan.build import Options, build_plan
+from harness.plan.plan_file import Plan
 from harness.plugins import get_plugins, load_plugins, reset_plugins
 from harness.report import render_text
 from harness.results import RunResults
+from harness.run.orchestrate import plan_rows, run_command
 
 N = jrun.N_ITEMS
 GPU_USD = (0.25 + 0.5) * 0.10  # the fake stage 1 and stage 2, GPU-hours at the CPU's price

@@ -6,10 +6,10 @@ import pytest
 from _judges_fixtures import StubBenchmark, pairwise_request
 from harness_plugins.judges.reference_judge import ReferenceJudge
 
-from harness.judge_cost import estimate_judge_usd, format_usd, judge_usd
-from harness.judging import JudgeOutcome, JudgeUsage, judge_all
+from harness.config.registry import load_registry
+from harness.judging.client import JudgeOutcome, JudgeUsage, judge_all
+from harness.judging.prices import estimate_judge_usd, format_usd, judge_usd
 from harness.protocols import JudgeResponse
-from harness.registry import load_registry
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_calibrate_fits_each_cell_with_its_own_hardware(tmp_path, monkeypatch):
     import json
     import math
 
-    from harness.calibrate import calibrate
+    from harness.cost.calibrate import calibrate
     from harness.results import CellResult, RunResults, TrainRecord
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))

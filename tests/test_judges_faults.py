@@ -13,11 +13,11 @@ import pytest
 from _judges_fixtures import KEY, KEY_ENV
 from _judges_server import FakeChatServer
 
-from harness.experiment import Options
-from harness.orchestrate import run_command
+from harness.plan.build import Options
 from harness.plugins import load_plugins, reset_plugins
 from harness.report.build import build_tables
 from harness.results import RunResults
+from harness.run.orchestrate import run_command
 
 N = jrun.N_ITEMS
 

@@ -6,7 +6,7 @@ import pytest
 from _judges_fixtures import StubBenchmark, pairwise_request
 
 from harness.errors import UserError
-from harness.judging import judge_all
+from harness.judging.client import judge_all
 from harness.protocols import JudgeRequest
 from harness.specs import JudgeSpec
 

@@ -10,8 +10,8 @@ from _judges_server import FakeChatServer
 from harness_plugins.judges.openai_judge import OpenAIJudge
 
 from harness.errors import UserError
-from harness.judge_cache import JudgeCache
-from harness.judging import JudgeUnusable, judge_all
+from harness.judging.cache import JudgeCache
+from harness.judging.client import JudgeUnusable, judge_all
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from harness.calibrate import calibrate
-from harness.cli import app
-from harness.planner import paper_efficiencies
+from harness.cli.app import app
+from harness.cost.calibrate import calibrate
+from harness.cost.planner import paper_efficiencies
 from harness.results import CellResult, RunResults, TrainRecord
 
 MATRIX = ["--matrix", "sizes=7b,13b", "--matrix", "methods=full,lora"]

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.app import app
 
 MATRIX = [
     "--matrix",

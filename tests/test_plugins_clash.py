@@ -97,8 +97,8 @@ def test_what_the_clash_does_not_touch_still_works(site, tmp_path):
 
 
 def test_new_refuses_a_registered_name_and_names_entry_points_after_the_package(tmp_path):
+    from harness.cli.scaffold import package_files, write_package
     from harness.errors import UserError
-    from harness.scaffold import package_files, write_package
 
     with pytest.raises(UserError, match="a backend named 'lora' is already registered"):
         write_package("backend", "lora", tmp_path / "pkg")

@@ -17,9 +17,9 @@ import pytest
 from _plugins_fakes import install_dist
 
 from harness.errors import UserError
-from harness.experiment import Options
-from harness.orchestrate import run_command
+from harness.plan.build import Options
 from harness.plugins import load_plugins, reset_plugins
+from harness.run.orchestrate import run_command
 
 TESTS = Path(__file__).resolve().parent
 

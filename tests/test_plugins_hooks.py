@@ -13,10 +13,10 @@ import _core_fakes as fakes
 import pytest
 
 from harness import hookspecs
-from harness.experiment import Options, build_plan
 from harness.hookspecs import hookimpl
-from harness.orchestrate import run_command
+from harness.plan.build import Options, build_plan
 from harness.plugins import load_plugins, reset_plugins
+from harness.run.orchestrate import run_command
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def test_hook_register_executors(files):
             self.capacity = spec.max_parallel
 
         def submit(self, job, resources):
-            from harness.jobs import StepJob
+            from harness.run.jobs import StepJob
 
             assert isinstance(job, StepJob)
             submitted.append(resources)

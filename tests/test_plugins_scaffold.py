@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from _plugins_venv import fresh_venv, pip_install, run
 
+from harness.cli.scaffold import package_files
 from harness.errors import UserError
-from harness.scaffold import package_files
 
 
 def harness(*args, cwd: Path):

@@ -15,12 +15,12 @@ import pytest
 from harness_plugins.executors.local import LocalExecutor
 from rich.console import Console
 
-from harness import step_progress
-from harness.experiment import Options, build_plan
+from harness.cost.run_estimate import Estimator, Left
+from harness.plan.build import Options, build_plan
 from harness.plugins import get_plugins, load_plugins, reset_plugins
-from harness.run_display import RunDisplay, left_text
-from harness.run_estimate import Estimator, Left
-from harness.runner import run_plan
+from harness.run.display import RunDisplay, left_text
+from harness.run.runner import run_plan
+from harness.support import step_progress
 
 N_STEPS = 2 + 4 * 4  # 2 sizes x 2 learning rates, stage 1 shared per size
 
@@ -80,7 +80,7 @@ def test_report_writes_at_most_once_a_second_and_always_the_last(tmp_path, monke
 
 def test_a_process_started_by_the_step_reports_through_the_same_file(tmp_path):
     path = tmp_path / "generate__c__mmlu.progress.json"
-    code = "from harness.step_progress import report; report(64, 200, 'items')"
+    code = "from harness.support.step_progress import report; report(64, 200, 'items')"
     with step_progress.reporting_to(path):
         subprocess.run([sys.executable, "-c", code], check=True, env=None)
         got = step_progress.read(path)

@@ -9,10 +9,10 @@ import re
 import _core_fakes as fakes
 import pytest
 
-from harness.experiment import Options
-from harness.orchestrate import run_command
+from harness.plan.build import Options
 from harness.plugins import load_plugins, reset_plugins
-from harness.run_display import EVERY_ENV
+from harness.run.display import EVERY_ENV
+from harness.run.orchestrate import run_command
 
 # 2 sizes x 2 learning rates: 2 shared stage-1 steps, then per cell stage 2, generate,
 # judge and score

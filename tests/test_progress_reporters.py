@@ -8,9 +8,9 @@ import torch
 from _eval_fixtures import tiny_llm
 from _train_fixtures import cell, open_world
 
-from harness import step_progress
 from harness.eval import run_requests
 from harness.protocols import GenerationRequest
+from harness.support import step_progress
 
 pytestmark = pytest.mark.slow
 

@@ -13,13 +13,13 @@ import _core_fakes as fakes
 import pytest
 from _core_fakes import FakeBench
 
-from harness.experiment import Options
 from harness.hookspecs import hookimpl
-from harness.orchestrate import run_command
+from harness.plan.build import Options
 from harness.plugins import load_plugins, reset_plugins
 from harness.report import render_text, write_report
 from harness.report.exports import load_results
 from harness.results import BenchmarkResult
+from harness.run.orchestrate import run_command
 
 
 class YesNoScores(FakeBench):

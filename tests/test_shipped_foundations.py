@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.commands.foundations import build_fresh, foundation_needs
+from harness.cli.foundations import build_fresh, foundation_needs
 from harness.model import foundation
 from harness.model.shipped import OFF, SHIPPED, copy_shipped, file_sha256, read_index
 

@@ -164,7 +164,7 @@ def harness(project: Path, *args: str, wait: bool = True, out: str = "run", exp:
 
 def manifests(run: Path) -> dict[str, dict]:
     """The manifests of the run's finished steps, by step id."""
-    from harness.plan import Plan
+    from harness.plan.plan_file import Plan
 
     plan = Plan.load(run)
     return {s.id: plan.store.manifest(s.key) for s in plan.steps if plan.store.done(s.key)}
@@ -206,7 +206,7 @@ def _wait_for(predicate, what: str, timeout: float = 240):
 def _requeue_one_cancel_other(cluster: Cluster, run: Path) -> tuple[str, str]:
     """Once both stage-2 array tasks run and one has a checkpoint: requeue it, cancel the other.
     Returns (requeued, cancelled) job ids."""
-    from harness.plan import Plan
+    from harness.plan.plan_file import Plan
 
     tasks = _wait_for(
         lambda: (t := _stage2_tasks(cluster)) and set(t.values()) == {"RUNNING"} and t,
@@ -229,7 +229,7 @@ def _requeue_one_cancel_other(cluster: Cluster, run: Path) -> tuple[str, str]:
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_cpu_cluster_runs_the_matrix_through_requeue_and_scancel(cluster, project):
-    from harness.plan import Plan
+    from harness.plan.plan_file import Plan
 
     cluster.start(gpus=0)
     run = project / "cpu"
@@ -329,7 +329,7 @@ def test_plan_scripts_pass_sbatch_test_only(cluster, project):
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_stage2_on_two_cpu_ranks_runs_as_two_slurm_tasks(cluster, project):
-    from harness.plan import Plan
+    from harness.plan.plan_file import Plan
 
     cluster.start(gpus=0)
     done = harness(project, "run", "--matrix", "hardware=cpu-2", out="ranks", exp="train")

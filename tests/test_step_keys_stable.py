@@ -37,7 +37,7 @@ PLANS = {
 
 def step_keys(out: Path) -> dict[str, dict[str, str]]:
     """Each pinned plan's step id -> key."""
-    from harness.experiment import Options, build_plan
+    from harness.plan.build import Options, build_plan
     from harness.plugins import get_plugins
 
     keys = {}

@@ -13,9 +13,9 @@ from pathlib import Path
 import _core_fakes as fakes
 import pytest
 
-from harness.experiment import Options
-from harness.orchestrate import run_command
+from harness.plan.build import Options
 from harness.plugins import load_plugins, reset_plugins
+from harness.run.orchestrate import run_command
 
 CELL = "fake-a_fake"
 STAGE2 = f"stage2/{CELL}"
@@ -135,7 +135,7 @@ def test_manifests_from_before_the_file_list_are_still_reused(finished_run, caps
     out, ran = _rerun(opts, capsys)
     assert ran == [] and "damaged" not in out
     assert "0 ran, 5 reused" in out
-    from harness.commands.verify import verify_run
+    from harness.cli.verify import verify_run
 
     lines: list[str] = []
     assert verify_run(opts.out, echo=lines.append) == 0

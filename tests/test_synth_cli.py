@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness.commands.data import register
+from harness.cli.data import register
 from harness.data.synthetic import VERSION, generator_digest, synthetic_root
 from harness.errors import UserError
 

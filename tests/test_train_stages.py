@@ -168,7 +168,7 @@ def _merge_cli(ckpt, out):
     import typer
     from typer.testing import CliRunner
 
-    from harness.commands import merge
+    from harness.cli import merge
 
     app = typer.Typer()
     merge.register(app)

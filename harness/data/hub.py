@@ -40,8 +40,8 @@ def _materialise_images(rows: list[dict[str, Any]], source: str) -> Path | None:
     """Embedded PIL images -> PNG files in the cache; rows then name them like files."""
     if not any(hasattr(row.get("image"), "save") for row in rows):
         return None
-    from harness.paths import cache_dir
     from harness.specs import sha256_of
+    from harness.support.paths import cache_dir
 
     folder = cache_dir("hub-images", sha256_of(source)[:16])
     for index, row in enumerate(rows):

@@ -4,8 +4,8 @@ before any step runs.
 The fingerprint is the sha256 of every file that decides the model's answers — config,
 tokenizer, processor, chat template, weights (index and shards), a training output's adapter
 and manifest — so that replacing any of them at the same path gives new step keys. Weight files
-are hashed once and remembered by path, size, mtime and inode (harness.fingerprint). A hub id is
-keyed by the revision it resolves to.
+are hashed once and remembered by path, size, mtime and inode (harness.support.fingerprint). A
+hub id is keyed by the revision it resolves to.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from harness.fingerprint import file_sha256
+from harness.support.fingerprint import file_sha256
 
 FINGERPRINT_SUFFIXES = {".json", ".jinja", ".model", ".txt", ".safetensors", ".bin", ".tiktoken"}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")

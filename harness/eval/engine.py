@@ -247,7 +247,7 @@ def run_requests(
     from harness.eval.loglik import score_logliks
 
     if progress is None:
-        from harness.step_progress import report
+        from harness.support.step_progress import report
 
         def progress(done: int, total: int) -> None:
             report(done, total, "items")

@@ -33,7 +33,7 @@ def warn_if_differ(name: str, tokenizer: Any, chosen: dict[str, str], plugins: A
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         return
     from harness.eval.prompts import rendered_prompt
-    from harness.preflight import warn
+    from harness.plan.preflight import warn
     from harness.protocols import GenerationRequest
 
     differ: dict[str, list[str]] = {}

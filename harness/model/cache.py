@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from harness.model.shipped import copy_shipped
-from harness.paths import cache_dir
 from harness.specs import ModelSpec, sha256_of
+from harness.support.paths import cache_dir
 
 ASSEMBLY_VERSION = "1"
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from harness.content_versions import FOUNDATION_VERSION
 from harness.model.assemble import Parts
 from harness.model.cache import cached_folder
 from harness.specs import SizeSpec, TowerSpec, sha256_of
+from harness.support.content_versions import FOUNDATION_VERSION
 
 TOWER_IMAGES = 3000
 TOWER_STEPS = 300  # batch 64: about 20 s on one busy CPU core

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness import step_progress
+from harness.support import step_progress
 
 
 @contextmanager

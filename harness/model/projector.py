@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.atomic import atomic_path
 from harness.errors import UserError
+from harness.support.atomic import atomic_path
 
 PROJECTOR_FILE = "mm_projector.safetensors"
 

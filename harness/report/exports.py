@@ -10,11 +10,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.atomic import write_atomic
 from harness.errors import UserError
 from harness.report.build import build_tables, run_summary
 from harness.report.table import ReportTable
 from harness.results import RunResults
+from harness.support.atomic import write_atomic
 
 FORMATS = ("md", "csv", "json", "html")
 

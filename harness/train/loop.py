@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import step_progress
 from harness.specs import TrainSpec
+from harness.support import step_progress
 from harness.train.measure import Meter
 from harness.train.settings import (
     batch_plan,

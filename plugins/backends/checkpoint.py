@@ -24,7 +24,7 @@ class ExistingCheckpoint:
         self, cell: CellSpec, stage: str, inputs: dict[str, Path], out_dir: Path, log
     ) -> TrainRecord:
         """Nothing trains: the step records which checkpoint the cell evaluates, and its size."""
-        from harness.checkpoint import describe
+        from harness.plan.eval_model import describe
         from harness.results import TrainRecord
 
         (out_dir / "checkpoint.txt").write_text(str(cell.stage2.checkpoint) + "\n")

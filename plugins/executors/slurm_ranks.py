@@ -19,7 +19,7 @@ from typing import Any
 class RankedStepJob:
     """A step job for a Slurm job of several tasks (ranks)."""
 
-    job: Any  # harness.jobs.StepJob
+    job: Any  # harness.run.jobs.StepJob
 
     @property
     def run_dir(self) -> str:
@@ -39,7 +39,7 @@ class RankedStepJob:
 
 def train_as_peer(run_dir: str, step_id: str) -> None:
     """Train stage 2 as a rank other than 0: no store writes, no log, no manifest."""
-    from harness.plan import Plan
+    from harness.plan.plan_file import Plan
     from harness.plugins import get_plugins
     from harness.train import run_stage2
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from harness.hookspecs import hookimpl
-from harness.judging import JudgeUnusable
+from harness.judging.client import JudgeUnusable
 from harness.protocols import JudgeRequest, JudgeResponse
 
 from ._secrets import Secret, read_api_key

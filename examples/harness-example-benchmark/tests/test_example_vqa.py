@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from harness.errors import UserError
-from harness.judging import judge_all
+from harness.judging.client import judge_all
 from harness.plugins import load_plugins
 from harness.protocols import EvalContext, JudgeResponse, ModelOutput
 from harness.specs import DataSource, EvalSpec

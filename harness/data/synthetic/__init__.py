@@ -11,9 +11,9 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from harness.content_versions import SYNTHETIC_VERSION as VERSION
 from harness.data.synthetic.pretrain import pretrain_text, tower_samples
 from harness.data.synthetic.scenes import IMAGE_SIZE, LABEL_CLASSES
+from harness.support.content_versions import SYNTHETIC_VERSION as VERSION
 
 SCALES = ("small", "medium")
 
@@ -78,7 +78,7 @@ def generator_digest() -> str:
 
 def synthetic_root(seed: int = 0, scale: str = "small") -> Path:
     """The world for (seed, scale) in the cache, written once (atomically) and reused."""
-    from harness.paths import cache_dir
+    from harness.support.paths import cache_dir
 
     target = cache_dir("synthetic") / f"v{VERSION}-{seed}-{scale}-{generator_digest()}"
     if (target / "world.json").is_file():

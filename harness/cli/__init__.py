@@ -1,0 +1,1 @@
+"""The `harness` command: its Typer app and one module per command group."""

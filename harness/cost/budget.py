@@ -1,0 +1,108 @@
+"""The budget guard: refuse a matrix whose estimate exceeds the budget, and stop launching new
+steps once measured spend would pass it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.errors import UserError
+
+
+def refuse_over_budget(plan: Any, budget_usd: float) -> None:
+    """Refuse a plan whose estimate passes the budget, or whose judge has no price."""
+    from harness.cost.judge_estimate import unpriced_snapshots
+    from harness.cost.planner import estimate_plan
+
+    unpriced = unpriced_snapshots(plan)
+    if unpriced:
+        name = unpriced[0]
+        raise UserError(
+            f"judge snapshot {name!r} has no price in the registry, so its cost is unknown and "
+            f"--budget-usd cannot be kept: give it one in a --registry file ([judges.{name}] "
+            "input_usd_per_mtok = ..., output_usd_per_mtok = ...); nothing was started"
+        )
+    estimate = estimate_plan(plan)["_total"]["total_usd"] or 0.0
+    if estimate > budget_usd:
+        raise UserError(
+            f"the plan's estimated cost ${estimate:,.2f} exceeds --budget-usd "
+            f"${budget_usd:,.2f}; nothing was started"
+        )
+
+
+def refuse_out_of_memory(plan: Any) -> None:
+    """A cell the planner says cannot fit is refused before anything runs."""
+    from harness.cost.planner import efficiencies, estimate_cell
+
+    eff = efficiencies()
+    for cid, cell in plan.cells.items():
+        estimate = estimate_cell(cell, eff)
+        if estimate.get("oom"):
+            raise UserError(
+                f"cell {cid} will not fit: {estimate['warnings'][0]}; nothing was "
+                "started (use more nodes, another ZeRO stage or QLoRA)"
+            )
+
+
+def refuse_untrainable_cells(plan: Any) -> None:
+    """Real-size cells that cannot train here are refused before anything runs, rather than
+    failing step by step later (after a download, or weeks into a CPU run): a size with no
+    LLM checkpoint, and, with the local executor on a machine without a GPU, any training at
+    all. Tiny sizes, finished steps and evaluation of a given checkpoint pass."""
+    from harness.train.settings import cuda_devices
+
+    pending = []
+    for step in plan.steps:
+        cell = plan.cells[step.cell]
+        if step.kind not in ("stage1", "stage2") or cell.model.size.tiny is not None:
+            continue
+        if cell.stage2.method == "checkpoint" or plan.store.done(step.key):
+            continue
+        pending.append(cell)
+    for cell in pending:
+        size = cell.model.size
+        if size.placeholder or not size.llm:
+            raise UserError(
+                f"cell {cell.id}: size {size.name!r} has no public LLM checkpoint: set `llm` in a "
+                "registry file; nothing was started"
+            )
+    executor = (plan.experiment.get("executor") or {}).get("name", "local")
+    if not pending or executor != "local" or cuda_devices() > 0:
+        return
+    cell = pending[0]
+    raise UserError(
+        f"cell {cell.id} trains the {cell.model.size.name} model on {cell.hardware.name} GPUs "
+        "and this machine has none; nothing was started (run it on a GPU machine or with "
+        "--executor slurm; `harness plan` shows what it would cost)"
+    )
+
+
+def measured_usd(plan: Any) -> float:
+    """Dollars spent so far: the plan's finished steps' GPU time at the cell's price, and judge
+    dollars paid (answers served from the judge cache cost nothing). Judge steps that ran under
+    a budget count from the run's spend ledger, failed attempts included; others from their
+    manifests."""
+    from harness.cost.judge_budget import SpendLedger, ledger_path
+    from harness.judging.prices import paid_usd
+
+    store = plan.store
+    ledger = SpendLedger(ledger_path(plan.run_dir)).paid_by_step()
+    total = sum(ledger.values())
+    for step in plan.steps:
+        if store.done(step.key):
+            manifest = store.manifest(step.key)
+            price = plan.cells[step.cell].hardware.usd_per_node_hour
+            total += manifest.get("gpu_hours_per_node", 0.0) * price
+            if step.kind == "judge" and step.key not in ledger:
+                total += paid_usd(manifest) or 0.0
+    return total
+
+
+def spend_guard(plan: Any, budget_usd: float) -> Callable[[], str | None]:
+    def guard() -> str | None:
+        spent = measured_usd(plan)
+        if spent >= budget_usd:
+            return f"measured spend ${spent:,.2f} reached the budget ${budget_usd:,.2f}"
+        return None
+
+    return guard

@@ -1,0 +1,270 @@
+"""What each step kind does. The core meets plugins only here, through their protocols.
+
+A step reads its dependencies' folders from the store, writes into its own work folder, and
+returns the fields its manifest records. Exceptions from plugin code are labelled with the
+plugin's package and version by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from harness.plan.dag import Step
+from harness.plan.plan_file import Plan
+from harness.plugins import Plugins
+from harness.protocols import EvalContext, ItemScoring, ModelOutput, ReportColumns
+from harness.results import BenchmarkResult, TrainRecord
+from harness.specs import CellSpec, EvalSpec, sha256_of
+
+Log = Callable[[str], None]
+
+
+def _eval_spec(cell: CellSpec, bench: str) -> EvalSpec:
+    return next(e for e in cell.evals if e.benchmark == bench)
+
+
+def _dep_dirs(plan: Plan, step: Step) -> dict[str, Path]:
+    return {dep.kind: plan.store.step_dir(dep.key) for dep in plan.deps(step)}
+
+
+def eval_context(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Path) -> EvalContext:
+    """The benchmark's context, its protocol assets fetched and verified (or left out)."""
+    assets: dict[str, Path] = {}
+    names = tuple(getattr(bench, "assets", ()))
+    if names:
+        from harness.config.assets import available, planned
+
+        mirror = Path(plan.assets_mirror) if plan.assets_mirror else None
+        registry = Path(plan.registry_file) if plan.registry_file else None
+        if plan.assets is not None:  # exactly the assets the step keys were made with
+            assets = planned(names, plan.assets, mirror=mirror, registry_file=registry)
+        else:
+            assets, _missing = available(names, mirror=mirror, registry_file=registry)
+    return EvalContext(
+        eval=ev,
+        assets=assets,
+        work_dir=work,
+        judge_name=cell.judge.name,
+        judge_snapshot=cell.judge.snapshot,
+    )
+
+
+def run_train(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict[str, Any]:
+    cell = plan.cells[step.cell]
+    backend = plugins.get("backend", step.plugin[1])
+    inputs = _dep_dirs(plan, step)
+    for kind, path in inputs.items():
+        if not (path / "manifest.json").is_file():
+            raise UserError(f"{step.id}: the {kind} output {path} is missing or incomplete")
+    train = getattr(backend, "train", None)
+    if train is not None:
+        record = train(cell, step.kind, inputs, work, log)
+    else:
+        from harness.train import run_stage2
+
+        record = run_stage2(cell, backend, inputs["stage1"], work, log)
+    record = TrainRecord.model_validate(
+        record.model_dump() if hasattr(record, "model_dump") else record
+    )
+    (work / "record.json").write_text(record.model_dump_json(indent=2) + "\n")
+    return {"gpus": record.gpus, "gpu_hours_per_node": record.gpu_hours_per_node}
+
+
+def _load_items(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Path):
+    ctx = eval_context(plan, cell, bench, ev, work)
+    return ctx, bench.load(ev.source, ctx)
+
+
+def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
+    cell = plan.cells[step.cell]
+    bench = plugins.get("benchmark", step.plugin[1])
+    ev = _eval_spec(cell, bench.name)
+    ctx, items = _load_items(plan, cell, bench, ev, work)
+    requests = bench.requests(items, ctx)
+    if ev.control == "shuffled-images":
+        requests = shuffle_images(requests, seed=ev.source.seed)
+    backend = plugins.get("backend", cell.stage2.method)
+    model = backend.load(cell.model, _dep_dirs(plan, step)["stage2"])
+    log(f"{bench.name}: {len(items)} items, {len(requests)} requests")
+    started = time.perf_counter()
+    answer = getattr(model, "run_requests", None)
+    if answer is not None:
+        outputs = answer(requests, batch_size=ev.batch_size)
+    else:
+        from harness.eval import run_requests
+
+        outputs = run_requests(model, requests, batch_size=ev.batch_size)
+    wall = time.perf_counter() - started
+    from harness.eval.prompts import rendered_prompt
+
+    tokenizer = getattr(model, "tokenizer", None)
+    with open(work / "outputs.jsonl", "w") as fh:
+        for req in requests:
+            out = outputs[req.id]
+            line = {
+                "request_sha256": sha256_of(_request_json(req)),
+                "prompt": rendered_prompt(tokenizer, req),  # as read, images as <image>
+                **out.to_json(),
+            }
+            fh.write(json.dumps(line, sort_keys=True) + "\n")
+    from harness.cost.measured import gpu_hours_per_node
+
+    gpus = 1  # generation runs on one device
+    return {
+        "gpus": gpus,
+        "eval_wall_s": wall,
+        "n_requests": len(requests),
+        "gpu_hours_per_node": gpu_hours_per_node(wall, gpus, cell.hardware),
+    }
+
+
+def shuffle_images(requests: list[Any], seed: int) -> list[Any]:
+    """Give each image-bearing request the image of another item (a seeded derangement of
+    distinct images), keeping rotations of one item on one image."""
+    import random
+    from dataclasses import replace
+
+    images = sorted({r.image for r in requests if getattr(r, "image", None)})
+    if len(images) < 2:
+        return requests
+    shifted = images[:]
+    random.Random(seed).shuffle(shifted)
+    mapping = {a: b for a, b in zip(shifted, shifted[1:] + shifted[:1], strict=True)}
+    return [
+        replace(r, image=mapping[r.image]) if getattr(r, "image", None) else r for r in requests
+    ]
+
+
+def _request_json(req: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(req)
+
+
+def read_generation(
+    gen_dir: Path, prompts: dict[str, str] | None = None
+) -> tuple[dict[str, ModelOutput], dict[str, str]]:
+    """A generate step's outputs and each request's sha256 (the per-sample input hash); each
+    request's rendered prompt goes into `prompts` when one is given."""
+    outputs, hashes = {}, {}
+    for line in (gen_dir / "outputs.jsonl").read_text().splitlines():
+        body = json.loads(line)
+        hashes[body["id"]] = body.pop("request_sha256", None)
+        prompt = body.pop("prompt", None)  # steps generated before prompts were kept have none
+        if prompts is not None and prompt is not None:
+            prompts[body["id"]] = prompt
+        outputs[body["id"]] = ModelOutput(**body)
+    return outputs, hashes
+
+
+def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
+    """Judge one run of one benchmark; fails rather than finish incomplete (judge_step.py)."""
+    from harness.run.judge_step import run_judge_step
+
+    return run_judge_step(plan, step, plugins, work, log)
+
+
+def _prices(plan: Plan) -> dict[str, Any]:
+    from harness.config.registry import load_registry
+
+    return load_registry(Path(plan.registry_file) if plan.registry_file else None).judges
+
+
+def make_judge(plugins: Plugins, cell: CellSpec, benchmark: str) -> Any:
+    return plugins.get("judge", cell.judge.name)(cell.judge.for_benchmark(benchmark))
+
+
+def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
+    cell = plan.cells[step.cell]
+    bench = plugins.get("benchmark", step.spec["benchmark"])
+    ev = _eval_spec(cell, bench.name)
+    ctx, items = _load_items(plan, cell, bench, ev, work)
+    deps = plan.deps(step)
+    gen = next(d for d in deps if d.kind == "generate")
+    prompts: dict[str, str] = {}
+    outputs, hashes = read_generation(plan.store.step_dir(gen.key), prompts)
+    runs = [
+        json.loads((plan.store.step_dir(d.key) / "judgments.json").read_text())
+        for d in sorted((d for d in deps if d.kind == "judge"), key=lambda d: d.spec["run"])
+    ]
+    judgments = [run["parsed"] for run in runs]
+    result: BenchmarkResult = bench.score(items, outputs, judgments, ctx)
+    if isinstance(bench, ReportColumns) and not result.columns:
+        result.columns = dict(bench.report_columns)
+    if runs:
+        result.judge = runs[0]["judge"]
+        for run in runs:  # judge-side failures the benchmark could not see as such
+            for reason, count in run.get("failures", {}).items():
+                result.failures.setdefault(f"judge:{reason}", 0)
+                result.failures[f"judge:{reason}"] += count
+    (work / "result.json").write_text(result.model_dump_json(indent=2) + "\n")
+    _write_samples(work / "samples.jsonl", outputs, runs, hashes, prompts)
+    if isinstance(bench, ItemScoring):
+        _write_item_scores(work / "items.jsonl", bench.item_scores(items, outputs, judgments, ctx))
+    log(f"{bench.name}: {result.primary} = {result.metrics.get(result.primary)}")
+    return {"primary": result.primary, "value": result.metrics.get(result.primary)}
+
+
+def _item_score(parsed: Any) -> Any:
+    if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+        return parsed
+    if isinstance(parsed, list | tuple) and len(parsed) == 2:  # pairwise: (reference, model)
+        return parsed[1]
+    return None
+
+
+def _write_samples(
+    path: Path,
+    outputs: dict[str, ModelOutput],
+    runs: list[dict],
+    hashes: dict[str, str],
+    prompts: dict[str, str] | None = None,
+) -> None:
+    with open(path, "w") as fh:
+        seen = set()
+        for oid, out in outputs.items():
+            judged = [run["parsed"].get(oid) for run in runs]
+            records = [run.get("records", {}).get(oid) for run in runs]
+            line = {
+                "request_sha256": hashes.get(oid),
+                "prompt": (prompts or {}).get(oid),
+                **out.to_json(),
+                "parsed": judged,
+                "judge": records,
+                "score": [_item_score(p) for p in judged] if runs else None,
+            }
+            fh.write(json.dumps(line, sort_keys=True, default=str) + "\n")
+            seen.add(oid)
+        extra_ids = sorted({k for run in runs for k in run["parsed"]} - seen)
+        for jid in extra_ids:  # judge requests not tied one-to-one to a generation request
+            judged = [run["parsed"].get(jid) for run in runs]
+            line = {
+                "id": jid,
+                "parsed": judged,
+                "judge": [run.get("records", {}).get(jid) for run in runs],
+                "score": [_item_score(p) for p in judged],
+            }
+            fh.write(json.dumps(line, sort_keys=True, default=str) + "\n")
+
+
+def _write_item_scores(path: Path, scores: dict[str, list[float | None]]) -> None:
+    """One line per question: {"id", "score": [per judging run]}; nothing when there are none."""
+    if not scores:
+        return
+    with open(path, "w") as fh:
+        for item_id, per_run in scores.items():
+            fh.write(json.dumps({"id": item_id, "score": per_run}, sort_keys=True) + "\n")
+
+
+RUNNERS: dict[str, Callable[[Plan, Step, Plugins, Path, Log], dict[str, Any]]] = {
+    "stage1": run_train,
+    "stage2": run_train,
+    "generate": run_generate,
+    "judge": run_judge,
+    "score": run_score,
+}
