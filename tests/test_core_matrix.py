@@ -6,9 +6,9 @@ from harness.config.matrix import expand, parse_matrix
 from harness.config.registry import load_registry
 from harness.plan import dag
 from harness.plan.dag import build_dag
+from harness.plan.step_inputs import shuffle_images
 from harness.plugins import get_plugins
 from harness.protocols import GenerationRequest
-from harness.run.steps import shuffle_images
 from harness.specs import JudgeSpec, TrainSpec
 
 

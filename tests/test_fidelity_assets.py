@@ -19,8 +19,8 @@ from harness.config import assets
 from harness.errors import UserError
 from harness.plan.build import Options, build_plan
 from harness.plan.plan_file import Plan
+from harness.plan.step_inputs import eval_context
 from harness.plugins import get_plugins
-from harness.run.steps import eval_context
 from harness.specs import sha256_of
 from harness.support.content_versions import SYNTHETIC_VERSION
 from harness.support.paths import project_root

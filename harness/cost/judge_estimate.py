@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.judging.prices import judge_usd
+from harness.plan.step_inputs import read_generation, shuffle_images
 from harness.protocols import EvalContext, GenerationRequest, JudgeRequest, ModelOutput
 
 CHARS_PER_TOKEN = 3.5
@@ -59,7 +60,6 @@ def placeholder_outputs(requests: Sequence[Any]) -> dict[str, ModelOutput]:
 
 def step_requests(plan: Any, step: Any, plugins: Any, work: Path, memo: dict) -> list:
     """The judge requests `step` will send (placeholder answers if not generated yet)."""
-    from harness.run.steps import read_generation, shuffle_images
 
     cell = plan.cells[step.cell]
     bench = plugins.get("benchmark", step.spec["benchmark"])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import PluginError, UserError
+from harness.plan.step_inputs import eval_context
 from harness.plugins import Plugins
 from harness.protocols import SourceCheck
 from harness.specs import CellSpec
@@ -83,7 +84,6 @@ def check_folder(flag: str, path: Path) -> None:
 def check_sources(plan: Any, plugins: Plugins) -> None:
     """Each selected benchmark's data source, once: a local path must exist, and a benchmark
     with `check` (SourceCheck) looks at it; both raise one line naming the file."""
-    from harness.run.steps import eval_context
 
     seen: set[tuple[str, str]] = set()
     with tempfile.TemporaryDirectory(prefix="harness-check-") as work:

@@ -21,6 +21,13 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.judging.client import JUDGE_ERROR, NOT_ASKED, JudgeOutcome, JudgeUsage, judge_all
+from harness.plan.step_inputs import (
+    eval_spec,
+    judge_prices,
+    load_items,
+    make_judge,
+    read_generation,
+)
 
 BATCHES_PER_CONCURRENCY = 2  # a batch keeps every judge connection busy twice over
 
@@ -32,12 +39,11 @@ def allowed_failures(n_requests: int, max_failed_share: float) -> int:
 
 def run_judge_step(plan: Any, step: Any, plugins: Any, work: Path, log: Any) -> dict[str, Any]:
     from harness.judging.cache import JudgeCache
-    from harness.run.steps import _eval_spec, _load_items, _prices, make_judge, read_generation
 
     cell = plan.cells[step.cell]
     bench = plugins.get("benchmark", step.spec["benchmark"])
-    ev = _eval_spec(cell, bench.name)
-    ctx, items = _load_items(plan, cell, bench, ev, work)
+    ev = eval_spec(cell, bench.name)
+    ctx, items = load_items(plan, cell, bench, ev, work)
     gen = next(d for d in plan.deps(step) if d.kind == "generate")
     outputs, _ = read_generation(plan.store.step_dir(gen.key))
     judge = make_judge(plugins, cell, bench.name)
@@ -46,7 +52,7 @@ def run_judge_step(plan: Any, step: Any, plugins: Any, work: Path, log: Any) -> 
     spec = cell.judge.for_benchmark(bench.name)
     allowed = allowed_failures(len(requests), spec.max_failed_share)
     cache = JudgeCache(plan.store.judge_cache_path)
-    prices = _prices(plan)
+    prices = judge_prices(plan)
     spend = _BudgetGuard.start(plan, step, judge.snapshot(), requests, cache, prices)
     try:
         outcome = judge_all(

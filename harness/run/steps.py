@@ -16,48 +16,27 @@ from typing import Any
 from harness.errors import UserError
 from harness.plan.dag import Step
 from harness.plan.plan_file import Plan
+from harness.plan.step_inputs import (
+    dep_dirs,
+    eval_spec,
+    load_items,
+    read_generation,
+    request_json,
+    shuffle_images,
+)
 from harness.plugins import Plugins
-from harness.protocols import EvalContext, ItemScoring, ModelOutput, ReportColumns
+from harness.protocols import ItemScoring, ModelOutput, ReportColumns
 from harness.results import BenchmarkResult, TrainRecord
-from harness.specs import CellSpec, EvalSpec, sha256_of
+from harness.run.judge_step import run_judge_step
+from harness.specs import sha256_of
 
 Log = Callable[[str], None]
-
-
-def _eval_spec(cell: CellSpec, bench: str) -> EvalSpec:
-    return next(e for e in cell.evals if e.benchmark == bench)
-
-
-def _dep_dirs(plan: Plan, step: Step) -> dict[str, Path]:
-    return {dep.kind: plan.store.step_dir(dep.key) for dep in plan.deps(step)}
-
-
-def eval_context(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Path) -> EvalContext:
-    """The benchmark's context, its protocol assets fetched and verified (or left out)."""
-    assets: dict[str, Path] = {}
-    names = tuple(getattr(bench, "assets", ()))
-    if names:
-        from harness.config.assets import available, planned
-
-        mirror = Path(plan.assets_mirror) if plan.assets_mirror else None
-        registry = Path(plan.registry_file) if plan.registry_file else None
-        if plan.assets is not None:  # exactly the assets the step keys were made with
-            assets = planned(names, plan.assets, mirror=mirror, registry_file=registry)
-        else:
-            assets, _missing = available(names, mirror=mirror, registry_file=registry)
-    return EvalContext(
-        eval=ev,
-        assets=assets,
-        work_dir=work,
-        judge_name=cell.judge.name,
-        judge_snapshot=cell.judge.snapshot,
-    )
 
 
 def run_train(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict[str, Any]:
     cell = plan.cells[step.cell]
     backend = plugins.get("backend", step.plugin[1])
-    inputs = _dep_dirs(plan, step)
+    inputs = dep_dirs(plan, step)
     for kind, path in inputs.items():
         if not (path / "manifest.json").is_file():
             raise UserError(f"{step.id}: the {kind} output {path} is missing or incomplete")
@@ -75,21 +54,16 @@ def run_train(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
     return {"gpus": record.gpus, "gpu_hours_per_node": record.gpu_hours_per_node}
 
 
-def _load_items(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Path):
-    ctx = eval_context(plan, cell, bench, ev, work)
-    return ctx, bench.load(ev.source, ctx)
-
-
 def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
     cell = plan.cells[step.cell]
     bench = plugins.get("benchmark", step.plugin[1])
-    ev = _eval_spec(cell, bench.name)
-    ctx, items = _load_items(plan, cell, bench, ev, work)
+    ev = eval_spec(cell, bench.name)
+    ctx, items = load_items(plan, cell, bench, ev, work)
     requests = bench.requests(items, ctx)
     if ev.control == "shuffled-images":
         requests = shuffle_images(requests, seed=ev.source.seed)
     backend = plugins.get("backend", cell.stage2.method)
-    model = backend.load(cell.model, _dep_dirs(plan, step)["stage2"])
+    model = backend.load(cell.model, dep_dirs(plan, step)["stage2"])
     log(f"{bench.name}: {len(items)} items, {len(requests)} requests")
     started = time.perf_counter()
     answer = getattr(model, "run_requests", None)
@@ -107,7 +81,7 @@ def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log)
         for req in requests:
             out = outputs[req.id]
             line = {
-                "request_sha256": sha256_of(_request_json(req)),
+                "request_sha256": sha256_of(request_json(req)),
                 "prompt": rendered_prompt(tokenizer, req),  # as read, images as <image>
                 **out.to_json(),
             }
@@ -123,67 +97,16 @@ def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log)
     }
 
 
-def shuffle_images(requests: list[Any], seed: int) -> list[Any]:
-    """Give each image-bearing request the image of another item (a seeded derangement of
-    distinct images), keeping rotations of one item on one image."""
-    import random
-    from dataclasses import replace
-
-    images = sorted({r.image for r in requests if getattr(r, "image", None)})
-    if len(images) < 2:
-        return requests
-    shifted = images[:]
-    random.Random(seed).shuffle(shifted)
-    mapping = {a: b for a, b in zip(shifted, shifted[1:] + shifted[:1], strict=True)}
-    return [
-        replace(r, image=mapping[r.image]) if getattr(r, "image", None) else r for r in requests
-    ]
-
-
-def _request_json(req: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(req)
-
-
-def read_generation(
-    gen_dir: Path, prompts: dict[str, str] | None = None
-) -> tuple[dict[str, ModelOutput], dict[str, str]]:
-    """A generate step's outputs and each request's sha256 (the per-sample input hash); each
-    request's rendered prompt goes into `prompts` when one is given."""
-    outputs, hashes = {}, {}
-    for line in (gen_dir / "outputs.jsonl").read_text().splitlines():
-        body = json.loads(line)
-        hashes[body["id"]] = body.pop("request_sha256", None)
-        prompt = body.pop("prompt", None)  # steps generated before prompts were kept have none
-        if prompts is not None and prompt is not None:
-            prompts[body["id"]] = prompt
-        outputs[body["id"]] = ModelOutput(**body)
-    return outputs, hashes
-
-
 def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
     """Judge one run of one benchmark; fails rather than finish incomplete (judge_step.py)."""
-    from harness.run.judge_step import run_judge_step
-
     return run_judge_step(plan, step, plugins, work, log)
-
-
-def _prices(plan: Plan) -> dict[str, Any]:
-    from harness.config.registry import load_registry
-
-    return load_registry(Path(plan.registry_file) if plan.registry_file else None).judges
-
-
-def make_judge(plugins: Plugins, cell: CellSpec, benchmark: str) -> Any:
-    return plugins.get("judge", cell.judge.name)(cell.judge.for_benchmark(benchmark))
 
 
 def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
     cell = plan.cells[step.cell]
     bench = plugins.get("benchmark", step.spec["benchmark"])
-    ev = _eval_spec(cell, bench.name)
-    ctx, items = _load_items(plan, cell, bench, ev, work)
+    ev = eval_spec(cell, bench.name)
+    ctx, items = load_items(plan, cell, bench, ev, work)
     deps = plan.deps(step)
     gen = next(d for d in deps if d.kind == "generate")
     prompts: dict[str, str] = {}
