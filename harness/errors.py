@@ -1,4 +1,6 @@
-"""Errors the CLI turns into one clear line and exit code 2."""
+"""Errors the CLI turns into one clear line and exit code 2, and warnings as one line."""
+
+import sys
 
 
 class UserError(Exception):
@@ -17,3 +19,8 @@ class PluginError(Exception):
     def __reduce__(self):
         """Picklable, so a failure in a worker process reaches the runner intact."""
         return (PluginError, (self.plugin, self.package, self.version, self.cause))
+
+
+def warn(message: str) -> None:
+    """One line on stderr, so that `plan --json` stays clean on stdout."""
+    print(f"warning: {message}", file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.errors import warn
+
 
 def modality(plugins: Any, benchmark: str) -> str:
     return plugins.get("benchmark", benchmark).modality
@@ -33,7 +35,6 @@ def warn_if_differ(name: str, tokenizer: Any, chosen: dict[str, str], plugins: A
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         return
     from harness.eval.prompts import rendered_prompt
-    from harness.plan.preflight import warn
     from harness.protocols import GenerationRequest
 
     differ: dict[str, list[str]] = {}

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.errors import PluginError, UserError
+from harness.errors import PluginError, UserError, warn
 from harness.plan.step_inputs import eval_context
 from harness.plugins import Plugins
 from harness.protocols import SourceCheck
@@ -23,11 +22,6 @@ from harness.specs import CellSpec
 # A matrix or plan above the first number is warned about, above the second refused.
 CELLS_WARN, CELLS_MAX = 256, 4096
 STEPS_WARN, STEPS_MAX = 2_000, 20_000
-
-
-def warn(message: str) -> None:
-    """One line on stderr, so that `plan --json` stays clean on stdout."""
-    print(f"warning: {message}", file=sys.stderr)
 
 
 def check_matrix_size(axes: dict[str, list[Any]]) -> None:
