@@ -194,10 +194,16 @@ GROUPING_AXES = ("size", "method", "seed", "control")
 def group_cells(cells: list[Any], seeds: int) -> dict[tuple[str, str], list[Any]]:
     """("size method", control) -> that cell's runs over the training seeds asked for."""
     groups: dict[tuple[str, str], list[Any]] = {}
+    values: dict[str, set[str]] = {}
+    for cell in cells:
+        for axis, value in cell.axes.items():
+            values.setdefault(axis, set()).add(str(value))
+    # an ablation's axes name rows; one that has a single value everywhere (mix) says nothing
+    varying = {a for a, v in values.items() if len(v) > 1 and a not in GROUPING_AXES}
     for cell in cells:
         if int(cell.axes.get("seed", 0)) >= seeds:
             continue
-        extra = [f"{k}={v}" for k, v in cell.axes.items() if k not in GROUPING_AXES]
+        extra = [f"{k}={v}" for k, v in cell.axes.items() if k in varying]
         name = " ".join([cell.axes["size"], cell.axes["method"], *extra])
         groups.setdefault((name, cell.axes.get("control", "none")), []).append(cell)
     return groups
