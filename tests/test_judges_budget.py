@@ -71,12 +71,12 @@ def test_every_cell_gets_a_judge_estimate_from_its_prompts(tmp_path, monkeypatch
             get_plugins(),
         )
     )
-    cells = [cid for cid in one if cid != "_total"]
-    assert len(cells) == 6
-    for cid in cells:
-        assert one[cid]["judge_usd"] > 0.5  # 4 judged benchmarks, thousands of prompt tokens
-        assert three[cid]["judge_usd"] == pytest.approx(3 * one[cid]["judge_usd"])
-    assert one["_total"]["judge_usd"] == pytest.approx(sum(one[c]["judge_usd"] for c in cells))
+    assert len(one.cells) == 6
+    for cid, est in one.cells.items():
+        assert est["judge_usd"] > 0.5  # 4 judged benchmarks, thousands of prompt tokens
+        assert three.cells[cid]["judge_usd"] == pytest.approx(3 * est["judge_usd"])
+    judged = sum(est["judge_usd"] for est in one.cells.values())
+    assert one.total.judge_usd == pytest.approx(judged)
 
 
 def test_parallel_judge_steps_reserve_their_estimate_before_they_start(env, capsys):

@@ -4,16 +4,17 @@ steps once measured spend would pass it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from harness.cost.judge_budget import SpendLedger, ledger_path
+from harness.cost.judge_estimate import unpriced_snapshots
+from harness.cost.planner import efficiencies, estimate_cell, estimate_plan
 from harness.errors import UserError
+from harness.judging.prices import paid_usd
+from harness.plan.plan_file import Plan
 
 
-def refuse_over_budget(plan: Any, budget_usd: float) -> None:
+def refuse_over_budget(plan: Plan, budget_usd: float) -> None:
     """Refuse a plan whose estimate passes the budget, or whose judge has no price."""
-    from harness.cost.judge_estimate import unpriced_snapshots
-    from harness.cost.planner import estimate_plan
-
     unpriced = unpriced_snapshots(plan)
     if unpriced:
         name = unpriced[0]
@@ -22,7 +23,7 @@ def refuse_over_budget(plan: Any, budget_usd: float) -> None:
             f"--budget-usd cannot be kept: give it one in a --registry file ([judges.{name}] "
             "input_usd_per_mtok = ..., output_usd_per_mtok = ...); nothing was started"
         )
-    estimate = estimate_plan(plan)["_total"]["total_usd"] or 0.0
+    estimate = estimate_plan(plan).total.total_usd or 0.0
     if estimate > budget_usd:
         raise UserError(
             f"the plan's estimated cost ${estimate:,.2f} exceeds --budget-usd "
@@ -30,10 +31,8 @@ def refuse_over_budget(plan: Any, budget_usd: float) -> None:
         )
 
 
-def refuse_out_of_memory(plan: Any) -> None:
+def refuse_out_of_memory(plan: Plan) -> None:
     """A cell the planner says cannot fit is refused before anything runs."""
-    from harness.cost.planner import efficiencies, estimate_cell
-
     eff = efficiencies()
     for cid, cell in plan.cells.items():
         estimate = estimate_cell(cell, eff)
@@ -44,7 +43,7 @@ def refuse_out_of_memory(plan: Any) -> None:
             )
 
 
-def refuse_untrainable_cells(plan: Any) -> None:
+def refuse_untrainable_cells(plan: Plan) -> None:
     """Real-size cells that cannot train here are refused before anything runs, rather than
     failing step by step later (after a download, or weeks into a CPU run): a size with no
     LLM checkpoint, and, with the local executor on a machine without a GPU, any training at
@@ -77,14 +76,11 @@ def refuse_untrainable_cells(plan: Any) -> None:
     )
 
 
-def measured_usd(plan: Any) -> float:
+def measured_usd(plan: Plan) -> float:
     """Dollars spent so far: the plan's finished steps' GPU time at the cell's price, and judge
     dollars paid (answers served from the judge cache cost nothing). Judge steps that ran under
     a budget count from the run's spend ledger, failed attempts included; others from their
     manifests."""
-    from harness.cost.judge_budget import SpendLedger, ledger_path
-    from harness.judging.prices import paid_usd
-
     store = plan.store
     ledger = SpendLedger(ledger_path(plan.run_dir)).paid_by_step()
     total = sum(ledger.values())
@@ -98,7 +94,7 @@ def measured_usd(plan: Any) -> float:
     return total
 
 
-def spend_guard(plan: Any, budget_usd: float) -> Callable[[], str | None]:
+def spend_guard(plan: Plan, budget_usd: float) -> Callable[[], str | None]:
     def guard() -> str | None:
         spent = measured_usd(plan)
         if spent >= budget_usd:

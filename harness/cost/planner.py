@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.cost.judge_estimate import judge_estimates
+from harness.plan.plan_file import Plan
 from harness.specs import CellSpec, HardwareSpec
 from harness.support.paths import cache_dir
 
@@ -137,18 +140,51 @@ def estimate_cell(cell: CellSpec, eff: dict[str, float]) -> dict[str, Any]:
     return out
 
 
-def estimate_plan(plan) -> dict[str, Any]:
-    """Estimates per cell (`_total` sums them), judge dollars included."""
-    from harness.cost.judge_estimate import judge_estimates
+@dataclass(frozen=True)
+class Totals:
+    """The plan's estimate summed over its cells."""
 
+    gpu_usd: float
+    judge_usd: float | None  # None: some judge has no price, so the sum is unknown
+    total_usd: float | None
+    table4_gpu_usd: float | None = None  # with a calibration: GPU dollars at Table 4's efficiency
+
+    @property
+    def judge_price_unknown(self) -> bool:
+        return self.judge_usd is None
+
+    def as_json(self) -> dict[str, Any]:
+        """The form `harness plan --json` writes as `total_estimate`."""
+        out: dict[str, Any] = {
+            "gpu_usd": self.gpu_usd,
+            "judge_usd": self.judge_usd,
+            "total_usd": self.total_usd,
+        }
+        if self.table4_gpu_usd is not None:
+            out["table4_gpu_usd"] = self.table4_gpu_usd
+        if self.judge_price_unknown:
+            out["judge_price_unknown"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A plan's estimate: each cell's (estimate_cell()'s keys, judge and total dollars added)
+    by cell id, and their sum."""
+
+    cells: dict[str, dict[str, Any]]
+    total: Totals
+
+
+def estimate_plan(plan: Plan) -> Estimate:
+    """Estimates per cell and their sum, judge dollars included."""
     eff = efficiencies()
     # With a calibration, each cell also shows what the study's Table 4 efficiency would cost:
     # the difference is what this harness's measured throughput saves.
     paper = paper_efficiencies() if measured_efficiencies() else None
-    out: dict[str, Any] = {}
+    cells: dict[str, dict[str, Any]] = {}
     judge = judge_estimates(plan)
-    total = {"gpu_usd": 0.0, "judge_usd": 0.0, "total_usd": 0.0}
-    table4_usd = 0.0
+    gpu_usd = judge_usd = total_usd = table4_usd = 0.0
     unknown = False
     for cid, cell in plan.cells.items():
         est = estimate_cell(cell, eff)
@@ -162,12 +198,14 @@ def estimate_plan(plan) -> dict[str, Any]:
             est["total_usd"] = None
         else:
             est["total_usd"] = (est.get("gpu_usd") or 0.0) + est["judge_usd"]
-        for key in total:
-            total[key] += est.get(key) or 0.0
-        out[cid] = est
-    if paper is not None:
-        total["table4_gpu_usd"] = table4_usd
-    if unknown:
-        total.update(judge_usd=None, total_usd=None, judge_price_unknown=True)
-    out["_total"] = total
-    return out
+        gpu_usd += est.get("gpu_usd") or 0.0
+        judge_usd += est["judge_usd"] or 0.0
+        total_usd += est["total_usd"] or 0.0
+        cells[cid] = est
+    total = Totals(
+        gpu_usd=gpu_usd,
+        judge_usd=None if unknown else judge_usd,
+        total_usd=None if unknown else total_usd,
+        table4_gpu_usd=table4_usd if paper is not None else None,
+    )
+    return Estimate(cells=cells, total=total)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
+from harness.cost.planner import efficiencies, estimate_cell
+from harness.plan.dag import Step
 from harness.plan.plan_file import Plan
 
 TRAINING = ("stage1", "stage2")
@@ -27,15 +28,13 @@ class Left:
     known: bool  # at least one step had one
 
 
-def _kinds(step: Any) -> tuple[tuple[str, str], str]:
+def _kinds(step: Step) -> tuple[tuple[str, str], str]:
     plugin = step.plugin[1] if step.plugin else ""
     return (step.kind, plugin), step.kind
 
 
 def planned_seconds(plan: Plan) -> dict[str, float]:
     """Wall seconds the planner expects for each training step it can estimate."""
-    from harness.cost.planner import efficiencies, estimate_cell
-
     out: dict[str, float] = {}
     try:
         eff = efficiencies()

@@ -128,7 +128,7 @@ def plan_rows(plan: Plan) -> dict[str, Any]:
                 "hardware": cell.hardware.name,
                 "steps": len(steps),
                 "done": sum(store.done(s.key) for s in steps),
-                "estimate": estimates.get(cid, {}),
+                "estimate": estimates.cells.get(cid, {}),
             }
         )
     kinds = Counter(s.kind for s in plan.steps)
@@ -137,7 +137,7 @@ def plan_rows(plan: Plan) -> dict[str, Any]:
         "run_dir": str(plan.run_dir),
         "cells": cells,
         "steps": {k: {"total": kinds[k], "done": done[k]} for k in kinds},
-        "total_estimate": estimates.get("_total", {}),
+        "total_estimate": estimates.total.as_json(),
     }
 
 
