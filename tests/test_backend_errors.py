@@ -7,8 +7,9 @@ import sys
 import pytest
 from _train_fixtures import cell, write_data
 from harness_plugins.backends.full import FullFineTune
+from harness_plugins.backends.kbit import check_bitsandbytes
 from harness_plugins.backends.lora import LoRA, lora_config
-from harness_plugins.backends.qlora import QLoRA, check_bitsandbytes
+from harness_plugins.backends.qlora import QLoRA
 from pydantic import ValidationError
 
 from harness.errors import UserError

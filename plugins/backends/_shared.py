@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 
 class Stage2Backend:
-    """Base of full / LoRA / QLoRA: subclasses choose what trains and how it is saved."""
+    """Base of full and LoRA (QLoRA included): each chooses what trains and how it is saved."""
 
     name = "stage2"
     version = "1"

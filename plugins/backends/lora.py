@@ -2,9 +2,10 @@
 
 The projector is a PEFT `modules_to_save` module, so the adapter folder holds the adapters and
 the non-LoRA trainables together (and the Trainer's checkpoints carry both for a resume).
-Alpha defaults to 2 x rank, the study's finding. QLoRA (qlora.py) is this backend plus a
-quantization spec. Everything PEFT-specific comes from the public harness.train.peft_helpers,
-which a plugin method (DoRA, ...) uses the same way.
+Alpha defaults to 2 x rank, the study's finding. Given a quantization spec, the same backend is
+QLoRA (qlora.py): the adapters train over the LLM quantized, with the recipe in kbit.py.
+Everything PEFT-specific comes from the public harness.train.peft_helpers, which a plugin
+method (DoRA, ...) uses the same way.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness_plugins.backends._shared import Stage2Backend
+from harness_plugins.backends.kbit import (
+    check_bitsandbytes,
+    floating_dtype,
+    llava_qlora_dtypes,
+    refuse_zero3,
+)
 
 from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from harness.specs import ModelSpec, TrainSpec
+    from harness.specs import HardwareSpec, ModelSpec, QuantSpec, TrainSpec
 
 
 def lora_config(model: Any, train: TrainSpec) -> Any:
@@ -28,14 +35,52 @@ def lora_config(model: Any, train: TrainSpec) -> Any:
 
 
 class LoRA(Stage2Backend):
-    name = "lora"
-    version = "1"
-    zero_stage = 3
+    """LoRA over the LLM as loaded, or over the LLM quantized when `quantized` is given: the
+    spec used unless the cell's `quantization` table gives its own."""
+
+    def __init__(
+        self, *, name: str = "lora", version: str = "1", quantized: QuantSpec | None = None
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.quantized = quantized
+        self.zero_stage = 3 if quantized is None else 2  # ZeRO-3 breaks with 4-bit weights
+
+    def quantization(self, train: TrainSpec) -> QuantSpec | None:
+        """How the LLM loads for this cell: None (plain LoRA ignores a `quantization` table)."""
+        if self.quantized is None:
+            return None
+        return train.quantization or self.quantized
+
+    def load_model(self, model: ModelSpec, train: TrainSpec, stage1_dir: Path | None) -> Any:
+        quantization = self.quantization(train)
+        if quantization is not None:
+            refuse_zero3(self.name, train)
+            check_bitsandbytes()
+        bundle = super().load_model(model, train, stage1_dir)
+        bundle.quantization = quantization
+        return bundle
 
     def prepare(self, bundle: Any, train: TrainSpec) -> Any:
+        from peft import prepare_model_for_kbit_training
+
         from harness.train.peft_helpers import apply_lora
 
-        return apply_lora(bundle, train)
+        quantization = self.quantization(train)
+        if quantization is None:
+            return apply_lora(bundle, train)
+        dtype = floating_dtype(bundle.model)
+        bundle.model = prepare_model_for_kbit_training(
+            bundle.model, use_gradient_checkpointing=train.gradient_checkpointing
+        )
+        bundle = apply_lora(bundle, train)
+        llava_qlora_dtypes(bundle.model, dtype, norms_fp32=quantization.norms_fp32)
+        return bundle
+
+    def deepspeed_config(self, train: TrainSpec, hardware: HardwareSpec, gpus: int) -> dict:
+        if self.quantization(train) is not None:
+            refuse_zero3(self.name, train)
+        return super().deepspeed_config(train, hardware, gpus)
 
     def save(self, bundle: Any, out_dir: Path) -> None:
         """Adapters + projector (adapter/), the model spec, and how the base was loaded."""
@@ -49,11 +94,6 @@ class LoRA(Stage2Backend):
         from harness.train.peft_helpers import adapter_quantization, load_adapter
 
         return load_adapter(model, out_dir, merge=adapter_quantization(out_dir) is None)
-
-    def load_model(self, model: ModelSpec, train: TrainSpec, stage1_dir: Path | None) -> Any:
-        bundle = super().load_model(model, train, stage1_dir)
-        bundle.quantization = self.quantization(train)
-        return bundle
 
 
 @hookimpl
