@@ -6,8 +6,6 @@ spec identifies a step's inputs across machines and runs.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -21,6 +19,7 @@ from pydantic import (
 )
 
 from harness.errors import UserError
+from harness.support.hashing import canonical_json, sha256_bytes, sha256_json
 
 # Ranges every setting must be in, so that bad values fail at once, not hours into a run.
 AtLeastOne = Annotated[int, Field(ge=1)]
@@ -39,18 +38,17 @@ class Spec(BaseModel):
         return canonical_json(self.model_dump(mode="json"))
 
     def sha256(self) -> str:
-        return hashlib.sha256(self.canonical().encode()).hexdigest()
+        return sha256_bytes(self.canonical())
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+__all__ = ["canonical_json", "sha256_of"]  # re-exported: plugins hash through specs
 
 
 def sha256_of(value: Any) -> str:
     """sha256 of any JSON-able value (specs are dumped first)."""
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    return sha256_json(value)
 
 
 # --- model ---------------------------------------------------------------------------------------

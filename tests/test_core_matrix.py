@@ -118,7 +118,7 @@ def test_keys_follow_the_content_of_local_data_not_its_timestamps(tmp_path, monk
     a touch) keeps them, and the file is read again only after it changed."""
     import os
 
-    import harness.support.fingerprint as fingerprint
+    import harness.support.hashing as hashing  # where data files are read to be hashed
     from harness.specs import DataSource
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
@@ -145,7 +145,7 @@ def test_keys_follow_the_content_of_local_data_not_its_timestamps(tmp_path, monk
         reads.append(str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(fingerprint, "open", counting_open, raising=False)
+    monkeypatch.setattr(hashing, "open", counting_open, raising=False)
 
     def keys():
         return {s.kind: s.key for s in build_dag([cell], get_plugins())}

@@ -9,8 +9,6 @@ opens its own short-lived connection, so threads and processes can share the fil
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.protocols import JudgeRequest, JudgeResponse
+from harness.support.hashing import sha256_json
 
 KEY_VERSION = "judge-cache-v1"  # bump when what a key covers changes
 
@@ -44,8 +43,7 @@ def cache_key(snapshot: str, request: JudgeRequest) -> str:
         int(request.run),
         int(request.attempt),
     ]
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return sha256_json(payload)
 
 
 def _use_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:

@@ -13,7 +13,6 @@ trusted. Manifests from before the file list are trusted as they were.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -24,14 +23,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.support import locks
+from harness.support.hashing import sha256_file
 
 MANIFEST = "manifest.json"
 
 
 def file_record(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    return {"size": path.stat().st_size, "sha256": digest}
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def list_files(folder: Path) -> dict[str, dict[str, Any]]:

@@ -9,19 +9,18 @@ image files are not read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
+from harness.support.hashing import sha256_bytes, sha256_file, sha256_parts
 from harness.support.paths import cache_dir
 
 DATA_SUFFIXES = {".json", ".jsonl", ".tsv", ".csv", ".parquet", ".txt"}
-_CHUNK = 1 << 20
 
 
 def _memo_path(path: Path) -> Path:
-    name = hashlib.sha256(str(path).encode()).hexdigest()[:32]
+    name = sha256_bytes(str(path))[:32]
     return cache_dir("fingerprints") / f"{name}.json"
 
 
@@ -37,11 +36,7 @@ def file_sha256(path: Path) -> str:
             return saved["sha256"]
     except (OSError, ValueError):
         pass
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    value = digest.hexdigest()
+    value = sha256_file(path)
     tmp = memo.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"path": str(path), "stamp": stamp, "sha256": value}))
     os.replace(tmp, memo)
@@ -70,7 +65,7 @@ def local_fingerprint(path: str | Path) -> str | None:
         return file_sha256(target)
     if not target.is_dir():
         return None
-    digest = hashlib.sha256()
-    for file in _data_files(target):
-        digest.update(f"{file.relative_to(target).as_posix()}\0{file_sha256(file)}\n".encode())
-    return digest.hexdigest()
+    return sha256_parts(
+        f"{file.relative_to(target).as_posix()}\0{file_sha256(file)}\n"
+        for file in _data_files(target)
+    )

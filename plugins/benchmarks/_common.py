@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections import Counter
@@ -12,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.protocols import EvalContext
+from harness.support.hashing import sha256_bytes
 
 if TYPE_CHECKING:
     from harness.specs import DataSource
 
 
 def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_bytes(text)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

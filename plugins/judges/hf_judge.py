@@ -12,7 +12,6 @@ Options: model, batch_size (8), device ("cuda" when available, else "cpu"), dtyp
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
 from harness.protocols import JudgeRequest, JudgeResponse
+from harness.support.hashing import sha256_parts
 
 if TYPE_CHECKING:
     from harness.specs import JudgeSpec
@@ -51,13 +51,13 @@ class HFJudge:
         path = Path(ref).expanduser()
         if not path.is_dir():
             return str(self.spec.options.get("revision", "main"))
-        digest = hashlib.sha256()
+        parts: list[bytes | str] = []
         for file in sorted(path.iterdir()):
             if file.suffix in (".json", ".safetensors", ".bin", ".model"):
-                digest.update(f"{file.name}:{file.stat().st_size}".encode())
+                parts.append(f"{file.name}:{file.stat().st_size}")
                 if file.name == "config.json":
-                    digest.update(file.read_bytes())
-        return digest.hexdigest()[:12]
+                    parts.append(file.read_bytes())
+        return sha256_parts(parts)[:12]
 
     def check(self) -> None:
         """The model is named and its config loads (weights load on first use)."""

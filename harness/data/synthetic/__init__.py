@@ -3,7 +3,6 @@ written in the official file formats so the same loaders read it as the real dat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 from harness.data.synthetic.pretrain import pretrain_text, tower_samples
 from harness.data.synthetic.scenes import IMAGE_SIZE, LABEL_CLASSES
 from harness.support.content_versions import SYNTHETIC_VERSION as VERSION
+from harness.support.hashing import sha256_parts
 
 SCALES = ("small", "medium")
 
@@ -70,10 +70,8 @@ def write_world(out_dir: Path, seed: int = 0, scale: str = "small") -> Path:
 def generator_digest() -> str:
     """Fingerprint of the generator's code: a world cached by an edited generator (a version
     not bumped yet, or a checkout switched back and forth) is never reused."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:10]
+    files = sorted(Path(__file__).parent.glob("*.py"))
+    return sha256_parts(path.name.encode() + b"\0" + path.read_bytes() for path in files)[:10]
 
 
 def synthetic_root(seed: int = 0, scale: str = "small") -> Path:

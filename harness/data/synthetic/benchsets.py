@@ -5,7 +5,6 @@ the phrasing the instruction data teaches."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import random
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from harness.data.synthetic.files import write_json, write_jsonl, write_png, wri
 from harness.data.synthetic.language import QA_KINDS, description
 from harness.data.synthetic.scenes import png_bytes, random_scene, render
 from harness.data.synthetic.talk import vicuna_questions
+from harness.support.hashing import sha256_bytes
 
 LLAVA_BENCH_SIZES = {
     "small": (24, {"conv": 17, "detail": 15, "complex": 28}),
@@ -42,7 +42,7 @@ MMBENCH_COLUMNS = [
 
 
 def _answer_id(*parts: object) -> str:
-    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:22]
+    return sha256_bytes("|".join(map(str, parts)))[:22]
 
 
 def write_llava_bench(root: Path, seed: int, scale: str) -> int:
