@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.support import locks
+from harness.support.atomic import write_atomic
 from harness.support.hashing import sha256_file
 
 MANIFEST = "manifest.json"
@@ -114,9 +115,8 @@ class Store:
             "pid": os.getpid(),
             "files": list_files(work),
         }
-        tmp = work / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-        tmp.replace(work / MANIFEST)
+        body = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
+        write_atomic(work / MANIFEST, body)
         final = self.step_dir(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():

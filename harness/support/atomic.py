@@ -3,7 +3,9 @@
 Each write goes to its own temporary file in the target's folder (a unique name from
 tempfile.mkstemp, so two processes writing the same target never share one), is flushed to disk,
 then renamed over the target: a reader sees the old file or the new one, never a mix, and a
-failed write leaves the old file and no temporary behind.
+failed write leaves the old file and no temporary behind. Every write of a whole file in the
+harness goes through here; `durable=False` skips the flushes to disk for files that are only a
+courtesy or a cache (step progress, remembered hashes), written often and rebuilt when lost.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
     """A fresh temporary path beside `path` for the caller to write; it replaces `path` on exit.
 
     For writers that need a file name (e.g. safetensors' save_file). On an exception the
@@ -33,19 +35,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
-        _fsync(tmp)
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, durable: bool = True) -> Path:
     """Write `data` (str is written as UTF-8) to `path` atomically; returns the path."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     target = Path(path)
-    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+    with atomic_path(target, durable=durable) as tmp, open(tmp, "wb") as handle:
         handle.write(payload)
     return target
 

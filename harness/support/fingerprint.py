@@ -10,9 +10,9 @@ image files are not read.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from harness.support.atomic import write_atomic
 from harness.support.hashing import sha256_bytes, sha256_file, sha256_parts
 from harness.support.paths import cache_dir
 
@@ -37,9 +37,8 @@ def file_sha256(path: Path) -> str:
     except (OSError, ValueError):
         pass
     value = sha256_file(path)
-    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"path": str(path), "stamp": stamp, "sha256": value}))
-    os.replace(tmp, memo)
+    body = json.dumps({"path": str(path), "stamp": stamp, "sha256": value})
+    write_atomic(memo, body, durable=False)
     return value
 
 

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.support.atomic import write_atomic
+
 PROGRESS_ENV = "HARNESS_PROGRESS_FILE"
 MIN_WRITE_INTERVAL_S = 1.0
 
@@ -55,11 +57,8 @@ def report(done: int, total: int, unit: str = "items") -> None:
         return
     _last_write[path] = now
     body = json.dumps({"done": int(done), "total": int(total), "unit": unit})
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "w") as fh:
-            fh.write(body)
-        os.replace(tmp, path)
+        write_atomic(path, body, durable=False)
     except OSError:  # progress is a courtesy: it never fails the step
         pass
 
