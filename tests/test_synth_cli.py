@@ -60,4 +60,5 @@ def test_synthetic_root_writes_once_and_reuses(
     stamp = (root / "world.json").stat().st_mtime_ns
     assert synthetic_root(seed=1) == root
     assert (root / "world.json").stat().st_mtime_ns == stamp
-    assert [p.name for p in root.parent.iterdir()] == [root.name]  # no staging folders left
+    left = sorted(p.name for p in root.parent.iterdir())
+    assert left == sorted([root.name, f".{root.name}.lock"])  # no staging folders left

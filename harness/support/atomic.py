@@ -11,9 +11,11 @@ courtesy or a cache (step progress, remembered hashes), written often and rebuil
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _UMASK = os.umask(0)  # read once: mkstemp makes 0600 files, the target gets the usual mode
@@ -52,6 +54,27 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, durable: bo
     with atomic_path(target, durable=durable) as tmp, open(tmp, "wb") as handle:
         handle.write(payload)
     return target
+
+
+def build_folder_once(final: str | os.PathLike[str], build: Callable[[Path], None]) -> Path:
+    """`final`, built first by `build(tmp)` into a temporary folder beside it and renamed into
+    place when it does not exist yet. Processes that race for it wait on one lock and the first
+    one builds it; a build that fails leaves no folder behind."""
+    final = Path(final)
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.is_dir():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        try:
+            build(tmp)
+            tmp.replace(final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def _fsync(path: Path) -> None:

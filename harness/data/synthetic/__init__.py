@@ -4,14 +4,12 @@ written in the official file formats so the same loaders read it as the real dat
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 from harness.data.synthetic.pretrain import pretrain_text, tower_samples
 from harness.data.synthetic.scenes import IMAGE_SIZE, LABEL_CLASSES
+from harness.support.atomic import build_folder_once
 from harness.support.content_versions import SYNTHETIC_VERSION as VERSION
 from harness.support.hashing import sha256_parts
 
@@ -79,17 +77,4 @@ def synthetic_root(seed: int = 0, scale: str = "small") -> Path:
     from harness.support.paths import cache_dir
 
     target = cache_dir("synthetic") / f"v{VERSION}-{seed}-{scale}-{generator_digest()}"
-    if (target / "world.json").is_file():
-        return target
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        write_world(staging, seed, scale)
-        try:
-            os.rename(staging, target)
-        except OSError:  # another process finished first (or a stale partial folder is there)
-            if not (target / "world.json").is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                os.rename(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return build_folder_once(target, lambda folder: write_world(folder, seed, scale))
