@@ -1,17 +1,19 @@
 """The plugin manager: entry points of the `harness` group, built-ins included, through pluggy.
 
-Built-in plugins are found exactly as third-party ones are. What each registers is checked
-against its protocol; a registration that falls short is refused with what is missing. Every
-plugin loads and registers inside its own guard: a broken, misspelt or clashing plugin is listed
-by `harness plugins` with what to fix, and only the commands that use what it touches stop.
+Built-in plugins are found exactly as third-party ones are. pluggy loads, blocks and registers
+them and keeps their distributions; what each hook registers is checked against its protocol,
+and a registration that falls short is refused with what is missing. Every plugin loads and runs
+its hooks inside its own guard: a broken, misspelt or clashing plugin is listed by
+`harness plugins` with what to fix, and only the commands that use what it touches stop.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+from collections import Counter
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any
 
@@ -19,43 +21,26 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import UserError
+from harness.protocols import (
+    Benchmark,
+    ExecutorFactory,
+    JudgeFactory,
+    TrainingBackend,
+    declared_members,
+)
 
 GROUP = "harness"
 
-# kind -> (hook name, attributes and methods a registered object must have)
+# kind -> (its hook, the protocol of what the hook registers)
+PROTOCOLS: dict[str, tuple[str, type]] = {
+    "backend": ("register_backends", TrainingBackend),
+    "benchmark": ("register_benchmarks", Benchmark),
+    "judge": ("register_judges", JudgeFactory),
+    "executor": ("register_executors", ExecutorFactory),
+}
+# kind -> (its hook, the attributes and methods a registered object must have)
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "backend": (
-        "register_backends",
-        (
-            "name",
-            "version",
-            "defaults",
-            "load_model",
-            "prepare",
-            "deepspeed_config",
-            "save",
-            "load",
-        ),
-    ),
-    "benchmark": (
-        "register_benchmarks",
-        (
-            "name",
-            "version",
-            "modality",
-            "judged",
-            "assets",
-            "protocol",
-            "load",
-            "requests",
-            "judge_requests",
-            "parse_judgment",
-            "retry_request",
-            "score",
-        ),
-    ),
-    "judge": ("register_judges", ("name", "__call__")),
-    "executor": ("register_executors", ("name", "__call__")),
+    kind: (hook, declared_members(protocol)) for kind, (hook, protocol) in PROTOCOLS.items()
 }
 
 
@@ -74,7 +59,7 @@ class Plugins:
 
     objects: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
-    modules: dict[str, Origin] = field(default_factory=dict)
+    modules: dict[str, Origin] = field(default_factory=dict)  # pluggy name -> origin, load order
     refused: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     # (kind, name) registered by two plugins -> what to rename; using that name exits 2
@@ -92,6 +77,18 @@ class Plugins:
 
         return known[lookup(name, known, kind)]
 
+    def backend(self, name: str) -> TrainingBackend:
+        return self.get("backend", name)
+
+    def benchmark(self, name: str) -> Benchmark:
+        return self.get("benchmark", name)
+
+    def judge(self, name: str) -> JudgeFactory:
+        return self.get("judge", name)
+
+    def executor(self, name: str) -> ExecutorFactory:
+        return self.get("executor", name)
+
     def names(self, kind: str) -> list[str]:
         return sorted(self.objects[kind])
 
@@ -103,17 +100,31 @@ def missing_members(obj: Any, required: tuple[str, ...]) -> list[str]:
     return [attr for attr in required if not hasattr(obj, attr)]
 
 
-def _manager() -> pluggy.PluginManager:
+def _manager(blocked: set[str]) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
+    for name in blocked:
+        pm.set_blocked(name)
     return pm
 
 
-def _register_guarded(
-    pm: pluggy.PluginManager, plugins: Plugins, module: object, origin: Origin
+def _refuse(plugins: Plugins, origin: Origin, what: str) -> None:
+    """One refusal line, naming the plugin with its package and version."""
+    label = f"plugin {origin.plugin!r} from {origin.package} {origin.version}"
+    plugins.refused.append(f"{label} {what}")
+
+
+def _validation(
+    pm: pluggy.PluginManager, plugins: Plugins, name: str, origin: Origin, exc: Exception
 ) -> None:
-    """Register one plugin module; a clash of entry-point names or a hook whose arguments do
-    not match its specification refuses this plugin alone, with what to change."""
+    """A hook whose arguments do not match its specification refuses its plugin alone."""
+    pm.unregister(name=name)  # pluggy keeps what it registered before the failing hook
+    _refuse(plugins, origin, f"refused: {' '.join(str(exc).split())}")
+
+
+def _register(pm: pluggy.PluginManager, plugins: Plugins, module: object, origin: Origin) -> None:
+    """Register what pluggy does not load itself; an entry-point name already taken is
+    refused with what to rename, and the plugin is still registered under a name of its own."""
     name = origin.plugin
     if name in plugins.modules:
         first = plugins.modules[name]
@@ -126,12 +137,38 @@ def _register_guarded(
     try:
         pm.register(module, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:
-        reason = " ".join(str(exc).split())
-        plugins.refused.append(
-            f"plugin {origin.plugin!r} from {origin.package} {origin.version} refused: {reason}"
-        )
+        _validation(pm, plugins, name, origin, exc)
         return
     plugins.modules[name] = origin
+
+
+def _load(pm: pluggy.PluginManager, plugins: Plugins, ep: EntryPoint, shared: bool) -> None:
+    """One entry point. pluggy loads it (and keeps its distribution) unless two packages declare
+    its name: pluggy would keep whichever it met first, in silence, so those load here, the
+    built-in first, and the other package is told to rename."""
+    dist = ep.dist
+    origin = Origin(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+    try:
+        module = ep.load()  # imported once: pluggy's own load below finds it in sys.modules
+    except Exception as exc:  # a broken plugin must not take the harness down
+        _refuse(plugins, origin, f"failed to load: {type(exc).__name__}: {exc}")
+        return
+    if shared:
+        _register(pm, plugins, module, origin)
+        return
+    try:
+        pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        _validation(pm, plugins, ep.name, origin, exc)
+        return
+    plugin = pm.get_plugin(ep.name)
+    distinfo = next(d for p, d in pm.list_plugin_distinfo() if p is plugin)
+    plugins.modules[ep.name] = Origin(ep.name, distinfo.project_name, distinfo.version)
+
+
+def _load_order(ep: EntryPoint) -> tuple[str, bool, str]:
+    """By entry-point name; on a shared name the built-ins first, so a clash names the other."""
+    return (ep.name, not ep.value.startswith("harness_plugins."), ep.dist.name if ep.dist else "")
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugins: Plugins) -> None:
@@ -142,53 +179,47 @@ def _unknown_hooks(pm: pluggy.PluginManager, plugins: Plugins) -> None:
         close = difflib.get_close_matches(hook_name, [h for h, _ in KINDS.values()], n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         for impl in caller.get_hookimpls():
-            origin = plugins.modules[impl.plugin_name]
-            plugins.refused.append(
-                f"plugin {origin.plugin!r} from {origin.package} {origin.version} implements "
-                f"unknown hook {hook_name!r}{hint}: it registers nothing through it"
+            _refuse(
+                plugins,
+                plugins.modules[impl.plugin_name],
+                f"implements unknown hook {hook_name!r}{hint}: it registers nothing through it",
             )
 
 
-def _load_order(ep: Any) -> tuple[str, bool, str]:
-    """By entry-point name; on a shared name the built-ins first, so a clash names the other."""
-    return (ep.name, not ep.value.startswith("harness_plugins."), ep.dist.name if ep.dist else "")
+def _call_hooks(pm: pluggy.PluginManager, plugins: Plugins) -> None:
+    """Each plugin's hooks, through pluggy, one plugin at a time and in load order: what it
+    registers is labelled with its origin, and an exception refuses that plugin alone."""
+    everyone = [plugin for _, plugin in pm.list_name_plugin() if plugin is not None]
+    for kind, (hook, required) in KINDS.items():
+        implementers = {impl.plugin_name for impl in getattr(pm.hook, hook).get_hookimpls()}
+        for name, origin in plugins.modules.items():
+            if name not in implementers:
+                continue
+            plugin = pm.get_plugin(name)
+            alone = pm.subset_hook_caller(hook, [p for p in everyone if p is not plugin])
+            try:
+                alone(register=_registrar(plugins, kind, required, origin))
+            except Exception as exc:  # a broken hook refuses its plugin, not the harness
+                _refuse(plugins, origin, f"failed in {hook}: {type(exc).__name__}: {exc}")
 
 
 def load_plugins(extra: list[ModuleType | object] | None = None) -> Plugins:
     """Load every entry point of the group (minus HARNESS_BLOCK_PLUGINS) plus `extra` objects."""
     blocked = {b.strip() for b in os.environ.get("HARNESS_BLOCK_PLUGINS", "").split(",") if b}
-    pm = _manager()
+    pm = _manager(blocked)
     plugins = Plugins(blocked=sorted(blocked))
-    for ep in sorted(entry_points(group=GROUP), key=_load_order):
-        if ep.name in blocked:
-            continue
-        dist = ep.dist
-        origin = Origin(ep.name, dist.name if dist else "?", dist.version if dist else "?")
-        try:
-            module = ep.load()
-        except Exception as exc:  # a broken plugin must not take the harness down
-            plugins.refused.append(
-                f"plugin {ep.name!r} from {origin.package} {origin.version} failed to load: "
-                f"{type(exc).__name__}: {exc}"
-            )
-            continue
-        _register_guarded(pm, plugins, module, origin)
+    declared = sorted(entry_points(group=GROUP), key=_load_order)
+    taken = Counter(ep.name for ep in declared)
+    for ep in declared:
+        if not pm.is_blocked(ep.name):
+            _load(pm, plugins, ep, shared=taken[ep.name] > 1)
     for index, obj in enumerate(extra or []):
         if pm.is_registered(obj):  # already found through its entry point
             continue
         name = getattr(obj, "__name__", f"extra-{index}")
-        _register_guarded(pm, plugins, obj, Origin(name, "(in process)", "-"))
+        _register(pm, plugins, obj, Origin(name, "(in process)", "-"))
     _unknown_hooks(pm, plugins)
-    for kind, (hook, required) in KINDS.items():
-        for impl in getattr(pm.hook, hook).get_hookimpls():
-            origin = plugins.modules[impl.plugin_name]
-            try:
-                impl.function(register=_registrar(plugins, kind, required, origin))
-            except Exception as exc:  # a broken hook refuses its plugin, not the harness
-                plugins.refused.append(
-                    f"plugin {origin.plugin!r} from {origin.package} {origin.version} failed "
-                    f"in {hook}: {type(exc).__name__}: {exc}"
-                )
+    _call_hooks(pm, plugins)
     return plugins
 
 

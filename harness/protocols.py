@@ -7,14 +7,25 @@ back. They are plain data so that steps can persist them as JSON lines.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from harness.results import BenchmarkResult
-    from harness.specs import DataSource, EvalSpec, HardwareSpec, ModelSpec, SizeSpec, TrainSpec
+    from harness.results import BenchmarkResult, TrainRecord
+    from harness.specs import (
+        CellSpec,
+        DataSource,
+        EvalSpec,
+        ExecutorSpec,
+        HardwareSpec,
+        JudgeSpec,
+        ModelSpec,
+        SizeSpec,
+        TrainSpec,
+    )
 
 
 # --- what a benchmark asks the model -------------------------------------------------------------
@@ -222,6 +233,17 @@ class SourceCheck(Protocol):
 
 
 @runtime_checkable
+class PromptTemplate(Protocol):
+    """Optional for a benchmark: the conversation format its protocol prompts with.
+
+    `harness eval` offers the `prompt` eval setting only to benchmarks with one, and warns when a
+    checkpoint's own chat template renders the prompts differently.
+    """
+
+    prompt_template: str
+
+
+@runtime_checkable
 class Judge(Protocol):
     """Grades judge requests; never raises for one bad item (returns ok=False instead)."""
 
@@ -239,6 +261,14 @@ class Judge(Protocol):
     def judge(self, requests: Sequence[JudgeRequest]) -> list[JudgeResponse]:
         """Answer every request, in order."""
         ...
+
+
+class JudgeFactory(Protocol):
+    """What `register_judges` registers: a judge is built per step from the cell's JudgeSpec."""
+
+    name: str
+
+    def __call__(self, spec: JudgeSpec) -> Judge: ...
 
 
 @runtime_checkable
@@ -285,6 +315,74 @@ class InheritsSettings(Protocol):
     inherits: str
 
 
+@runtime_checkable
+class Stage1Choice(Protocol):
+    """Optional for a backend: whether its cells train stage 1 (the projector) first.
+
+    Without it a backend gets a stage-1 step. With `needs_stage1 = False` the plan has none and
+    `load_model` receives `stage1_dir=None`.
+    """
+
+    needs_stage1: bool
+
+
+@runtime_checkable
+class LanguageOnly(Protocol):
+    """Optional for a backend: `language_only = True` keeps its cells to language benchmarks.
+
+    Read when the matrix resolves a cell: a method without a vision tower (the base LLM) is not
+    evaluated on benchmarks that need images.
+    """
+
+    language_only: bool
+
+
+@runtime_checkable
+class OwnTraining(Protocol):
+    """Optional for a backend: its own training instead of the core's stage-1/stage-2 loop.
+
+    The stage step calls it in place of the core's loop (and the fairness warnings leave such
+    methods out, since they read whatever settings they like). `inputs` maps dependency kinds
+    ("stage1") to their step folders; `log` writes the step log.
+    """
+
+    def train(
+        self,
+        cell: CellSpec,
+        stage: str,
+        inputs: dict[str, Path],
+        out_dir: Path,
+        log: Callable[[str], None],
+    ) -> TrainRecord | dict[str, Any]:
+        """Train into `out_dir`; return the TrainRecord (or a dict of its fields)."""
+        ...
+
+
+@runtime_checkable
+class AnswersRequests(Protocol):
+    """Optional for the model a backend's `load` returns: it answers requests itself.
+
+    The generate step calls it instead of the core's engine (which needs a LlavaBundle).
+    """
+
+    def run_requests(
+        self, requests: Sequence[GenerationRequest | LoglikRequest], batch_size: int
+    ) -> dict[str, ModelOutput]:
+        """One output per request, keyed by request id."""
+        ...
+
+
+@runtime_checkable
+class RendersPrompts(Protocol):
+    """Optional for the model a backend's `load` returns: the tokenizer it reads prompts with.
+
+    The generate step renders each request's prompt through it into the samples, so a reader
+    sees the prompt as the model read it; without one the samples keep the raw prompt.
+    """
+
+    tokenizer: Any
+
+
 class StepHandle(Protocol):
     def done(self) -> bool: ...
 
@@ -301,3 +399,76 @@ class Executor(Protocol):
     def submit(self, job: Callable[[], Any], resources: dict[str, Any]) -> StepHandle:
         """Start `job` (picklable) with the step's resource shape; return a handle."""
         ...
+
+
+class ExecutorFactory(Protocol):
+    """What `register_executors` registers: called with the run's ExecutorSpec."""
+
+    name: str
+
+    def __call__(self, spec: ExecutorSpec) -> Executor: ...
+
+
+@runtime_checkable
+class BatchSubmit(Protocol):
+    """Optional for an executor: several ready steps submitted together (job arrays).
+
+    The runner calls it instead of one `submit` per step whenever more than one step is ready.
+    """
+
+    def submit_batch(
+        self, jobs: list[tuple[Callable[[], Any], dict[str, Any]]]
+    ) -> list[StepHandle]:
+        """One handle per `(job, resources)`, in order."""
+        ...
+
+
+@runtime_checkable
+class JobScripts(Protocol):
+    """Optional for a cluster executor: `harness plan` prints one job script per resource shape.
+
+    `parameters` tells shapes apart (steps with equal parameters share a script).
+    """
+
+    def parameters(self, resources: dict[str, Any]) -> dict[str, Any]:
+        """The scheduler parameters a step with these resources is submitted with."""
+        ...
+
+    def sbatch_script(self, resources: dict[str, Any], folder: Path) -> str:
+        """The job script such a step is submitted with."""
+        ...
+
+
+@runtime_checkable
+class Stoppable(Protocol):
+    """Optional for an executor: stop running work now, on SIGINT/SIGTERM or a failed walk.
+
+    The steps in flight stay unfinished and resume on the next run.
+    """
+
+    def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """Optional for an executor: release workers and connections when the walk ends normally."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Versioned(Protocol):
+    """Optional for a judge or executor factory (backends and benchmarks must have it).
+
+    The version goes into the keys of the steps the plugin computes; without it the
+    distribution's version is used.
+    """
+
+    version: str
+
+
+def declared_members(protocol: type) -> tuple[str, ...]:
+    """A protocol's own attributes, then its methods (`__call__` included), in source order."""
+    own = vars(protocol)
+    methods = [n for n, v in own.items() if callable(v) and (n == "__call__" or n[0] != "_")]
+    return (*inspect.get_annotations(protocol), *methods)

@@ -52,11 +52,11 @@ def register(app: typer.Typer) -> None:
                     api_key_env=api_key_env,
                 )
             )
-        built = [plugins.get("judge", s.name)(s) for s in specs]
+        built = [plugins.judge(s.name)(s) for s in specs]
         for judge in built:
             judge.check()
         judge_cache = JudgeCache(cache or Path(run_dir) / "store" / "judge_cache.sqlite")
-        report = compare(groups, built, lambda b: plugins.get("benchmark", b), judge_cache)
+        report = compare(groups, built, plugins.benchmark, judge_cache)
         typer.echo(render(report, names))
         if out:
             Path(out).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -182,7 +182,7 @@ def plan_assets(
         name
         for cell in cells
         for ev in cell.evals
-        for name in getattr(plugins.get("benchmark", ev.benchmark), "assets", ())
+        for name in plugins.benchmark(ev.benchmark).assets
     }
     return resolve(names, mirror=mirror, registry_file=registry_file)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.config.matrix import method_lineage
 from harness.plugins import Plugins
+from harness.protocols import OwnTraining
 from harness.specs import CellSpec
 
 COMPARED = {"lr": "lr", "lora_rank": "rank", "max_steps": "steps"}
@@ -56,7 +57,7 @@ def comparison_warnings(
     groups: dict[tuple, list[CellSpec]] = {}
     for cell in cells:
         method = cell.stage2.method
-        if hasattr(plugins.get("backend", method), "train"):
+        if isinstance(plugins.backend(method), OwnTraining):
             continue  # its own loop (base, checkpoint: none at all) reads what settings it likes
         size = cell.model.size
         size_groups = (["tiny"] if size.tiny is not None else []) + [size.name]

@@ -17,6 +17,7 @@ from harness.config.registry import Registry, lookup
 from harness.config.validation import describe_error
 from harness.errors import UserError
 from harness.plugins import Plugins
+from harness.protocols import InheritsSettings, LanguageOnly
 from harness.specs import (
     CellSpec,
     DataMixSpec,
@@ -198,13 +199,13 @@ def method_lineage(method: str, plugins: Plugins) -> list[str]:
     """The methods whose settings a method takes, the one it inherits from first: ["lora",
     "dora"] for a backend with `inherits = "lora"` (InheritsSettings), else [method]."""
     lineage = [method]
-    backend = plugins.get("backend", method)
-    while (parent := getattr(backend, "inherits", None)) is not None:
+    backend = plugins.backend(method)
+    while isinstance(backend, InheritsSettings) and (parent := backend.inherits) is not None:
         if not isinstance(parent, str) or parent in lineage:
             chain = " -> ".join([*reversed(lineage), repr(parent)])
             raise UserError(f"backend {method!r}: inherits must name another method ({chain})")
         try:
-            backend = plugins.get("backend", parent)
+            backend = plugins.backend(parent)
         except UserError as exc:
             raise UserError(f"backend {method!r}: inherits = {parent!r}: {exc}") from None
         lineage.insert(0, parent)
@@ -218,7 +219,7 @@ def resolve_cell(
     tower = registry.tower(size.tower)
     res = point.get("res") or tower.resolutions[0]
     method = point["method"]
-    backend = plugins.get("backend", method)
+    backend = plugins.backend(method)
     try:
         model = ModelSpec(
             size=size,
@@ -266,10 +267,10 @@ def resolve_cell(
     if "judge" in point:
         name, _, snapshot = str(point["judge"]).partition(":")
         judge = judge.model_copy(update={"name": name, "snapshot": snapshot or None})
-    plugins.get("judge", judge.name)
+    plugins.judge(judge.name)
     evals = [_eval_spec(exp, bench, point, plugins) for bench in exp.benchmarks]
-    if getattr(backend, "language_only", False):
-        evals = [e for e in evals if plugins.get("benchmark", e.benchmark).modality == "language"]
+    if isinstance(backend, LanguageOnly) and backend.language_only:
+        evals = [e for e in evals if plugins.benchmark(e.benchmark).modality == "language"]
     mix = _mix(point.get("mix", "llava"), exp.seed)
     return CellSpec(
         id=cid,
@@ -296,7 +297,7 @@ def _hardware(
 def _eval_spec(
     exp: ExperimentSpec, bench: str, point: dict[str, Any], plugins: Plugins
 ) -> EvalSpec:
-    plugins.get("benchmark", bench)
+    plugins.benchmark(bench)
     source = DataSource.parse(exp.data.get(bench, "synthetic"), seed=exp.seed)
     fields = {k: v for k, v in exp.eval.items() if not isinstance(v, dict)}
     fields.update(exp.eval.get(bench, {}) if isinstance(exp.eval.get(bench), dict) else {})

@@ -91,7 +91,7 @@ def step_requests(plan: Any, step: Any, plugins: Any, work: Path, memo: dict) ->
 
 def _cached_assets(plan: Any, bench: Any) -> dict[str, Path]:
     """Protocol files already here (an estimate never downloads)."""
-    names = tuple(getattr(bench, "assets", ()))
+    names = tuple(bench.assets)
     if not names:
         return {}
     from harness.config.assets import asset_specs

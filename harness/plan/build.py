@@ -138,7 +138,7 @@ def build_plan(opts: Options, plugins: Plugins) -> Plan:
         check_tables(exp, registry, plugins)
     except UserError as exc:
         raise UserError(f"{_source_label(opts, exp)}: {exc}") from None
-    plugins.get("executor", exp.executor.name)
+    plugins.executor(exp.executor.name)
     axes = parse_matrix(opts.matrix)
     all_axes = merged_axes(exp, axes)
     if opts.judge is not None and "judge" in all_axes:
@@ -148,7 +148,7 @@ def build_plan(opts: Options, plugins: Plugins) -> Plan:
             "give one of them"
         )
     for bench in exp.data:
-        plugins.get("benchmark", bench)
+        plugins.benchmark(bench)
     check_matrix_size(all_axes)
     cells = expand(exp, registry, plugins, axes)
     if not cells:

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness import __version__
 from harness.plugins import Plugins
-from harness.protocols import ItemScoring
+from harness.protocols import ItemScoring, Stage1Choice, Versioned
 from harness.specs import CellSpec, DataSource, sha256_of
 from harness.support.content_versions import FOUNDATION_VERSION, SYNTHETIC_VERSION
 
@@ -51,7 +51,7 @@ class Step:
 
 def _version(plugins: Plugins, kind: str, name: str) -> str:
     obj = plugins.get(kind, name)
-    return str(getattr(obj, "version", plugins.origin(kind, name).version))
+    return str(obj.version if isinstance(obj, Versioned) else plugins.origin(kind, name).version)
 
 
 def inputs_beyond_spec(cell: CellSpec, stage: str) -> dict[str, Any]:
@@ -121,9 +121,9 @@ def build_dag(
         return step
 
     for cell in cells:
-        backend = plugins.get("backend", cell.stage2.method)
+        backend = plugins.backend(cell.stage2.method)
         model_deps: list[Step] = []
-        if getattr(backend, "needs_stage1", True):
+        if not isinstance(backend, Stage1Choice) or backend.needs_stage1:
             s1_spec = {
                 "model": cell.model.model_dump(mode="json"),
                 "train": cell.stage1.model_dump(mode="json"),
@@ -191,7 +191,7 @@ def build_dag(
                 eval_generated["synthetic"] = SYNTHETIC_VERSION
             if content := source_content(ev.source):
                 eval_generated["data"] = content
-            if names := sorted(getattr(plugins.get("benchmark", bench), "assets", ())):
+            if names := sorted(plugins.benchmark(bench).assets):
                 # what the benchmark's steps read: its official files, or its own fallbacks
                 eval_generated["assets"] = {name: assets.get(name) for name in names}
             g_key = sha256_of(
@@ -212,7 +212,7 @@ def build_dag(
                 )
             )
             judge_steps: list[Step] = []
-            if plugins.get("benchmark", bench).judged:
+            if plugins.benchmark(bench).judged:
                 j_version = _version(plugins, "judge", cell.judge.name)
                 judge_json = cell.judge.for_benchmark(bench).model_dump(
                     mode="json", include={"name", "snapshot", "base_url", "options"}
@@ -248,7 +248,7 @@ def build_dag(
                 "deps": [g_key, *(j.key for j in judge_steps)],
                 "version": b_version,
             }
-            if isinstance(plugins.get("benchmark", bench), ItemScoring):
+            if isinstance(plugins.benchmark(bench), ItemScoring):
                 sc_body["files"] = SCORE_FILES  # a step scored before items.jsonl existed reruns
             sc_key = sha256_of(sc_body)
             add(

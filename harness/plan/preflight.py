@@ -42,7 +42,7 @@ def check_step_count(cells: list[CellSpec], plugins: Plugins) -> None:
     for cell in cells:
         steps += 2
         for ev in cell.evals:
-            judged = plugins.get("benchmark", ev.benchmark).judged
+            judged = plugins.benchmark(ev.benchmark).judged
             steps += 2 + (ev.runs if judged else 0)
     if steps > STEPS_MAX:
         raise UserError(
@@ -90,7 +90,7 @@ def check_sources(plan: Any, plugins: Plugins) -> None:
                 source = ev.source
                 if source.kind == "local" and not Path(source.path or "").exists():
                     raise UserError(f"{ev.benchmark} data: {source.path} does not exist")
-                bench = plugins.get("benchmark", ev.benchmark)
+                bench = plugins.benchmark(ev.benchmark)
                 if not isinstance(bench, SourceCheck):
                     continue
                 ctx = eval_context(plan, cell, bench, ev, Path(work))
@@ -118,7 +118,7 @@ def check_checkpoint(ref: str, plan: Any, plugins: Plugins, prompt: str | None) 
             ev.benchmark
             for cell in plan.cells.values()
             for ev in cell.evals
-            if plugins.get("benchmark", ev.benchmark).modality != "language"
+            if plugins.benchmark(ev.benchmark).modality != "language"
         }
     )
     return check_files(ref, images, prompt)

@@ -14,7 +14,7 @@ from typing import Any
 from harness.plan.dag import Step
 from harness.plan.plan_file import Plan
 from harness.plugins import Plugins
-from harness.protocols import EvalContext, ModelOutput
+from harness.protocols import Benchmark, EvalContext, Judge, ModelOutput
 from harness.specs import CellSpec, EvalSpec
 
 
@@ -26,10 +26,12 @@ def dep_dirs(plan: Plan, step: Step) -> dict[str, Path]:
     return {dep.kind: plan.store.step_dir(dep.key) for dep in plan.deps(step)}
 
 
-def eval_context(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Path) -> EvalContext:
+def eval_context(
+    plan: Plan, cell: CellSpec, bench: Benchmark, ev: EvalSpec, work: Path
+) -> EvalContext:
     """The benchmark's context, its protocol assets fetched and verified (or left out)."""
     assets: dict[str, Path] = {}
-    names = tuple(getattr(bench, "assets", ()))
+    names = tuple(bench.assets)
     if names:
         from harness.config.assets import available, planned
 
@@ -48,7 +50,7 @@ def eval_context(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Pat
     )
 
 
-def load_items(plan: Plan, cell: CellSpec, bench: Any, ev: EvalSpec, work: Path):
+def load_items(plan: Plan, cell: CellSpec, bench: Benchmark, ev: EvalSpec, work: Path):
     ctx = eval_context(plan, cell, bench, ev, work)
     return ctx, bench.load(ev.source, ctx)
 
@@ -98,5 +100,5 @@ def judge_prices(plan: Plan) -> dict[str, Any]:
     return load_registry(Path(plan.registry_file) if plan.registry_file else None).judges
 
 
-def make_judge(plugins: Plugins, cell: CellSpec, benchmark: str) -> Any:
-    return plugins.get("judge", cell.judge.name)(cell.judge.for_benchmark(benchmark))
+def make_judge(plugins: Plugins, cell: CellSpec, benchmark: str) -> Judge:
+    return plugins.judge(cell.judge.name)(cell.judge.for_benchmark(benchmark))

@@ -12,25 +12,25 @@ from rich.console import Console
 from harness.plan.build import Options, build_plan
 from harness.plan.plan_file import Plan
 from harness.plugins import Plugins, get_plugins
+from harness.protocols import Executor, JobScripts, Stoppable
 
 
-def make_executor(plan: Plan, plugins: Plugins) -> Any:
+def make_executor(plan: Plan, plugins: Plugins) -> Executor:
     from harness.specs import ExecutorSpec
 
     spec = ExecutorSpec.model_validate(plan.experiment.get("executor") or {})
-    factory = plugins.get("executor", spec.name)
-    return factory(spec)
+    return plugins.executor(spec.name)(spec)
 
 
 def check_judges(plan: Plan, plugins: Plugins) -> None:
     """Build and check every judge a judged benchmark will call, before anything trains."""
     seen = set()
     for cell in plan.cells.values():
-        judged = [e for e in cell.evals if plugins.get("benchmark", e.benchmark).judged]
+        judged = [e for e in cell.evals if plugins.benchmark(e.benchmark).judged]
         key = cell.judge.canonical()
         if judged and key not in seen:
             seen.add(key)
-            plugins.get("judge", cell.judge.name)(cell.judge).check()
+            plugins.judge(cell.judge.name)(cell.judge).check()
 
 
 def _report(run_dir: Path, console: Console) -> None:
@@ -62,7 +62,8 @@ def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
             try:
                 summary = run_plan(plan, executor, console, spend_guard=guard)
             except Interrupted as exc:  # came just before or after the walk itself
-                getattr(executor, "stop", lambda: None)()
+                if isinstance(executor, Stoppable):
+                    executor.stop()
                 summary = RunSummary(interrupted=exc.signum)
                 summary.reused = [s.id for s in plan.steps if plan.store.done(s.key)]
         path, kept = write_results(plan, summary)
@@ -171,7 +172,7 @@ def plan_command(opts: Options, as_json: bool) -> int:
 def _show_job_scripts(plan: Plan, plugins: Plugins, console: Console) -> None:
     """For cluster executors: the job script of each distinct resource shape."""
     executor = make_executor(plan, plugins)
-    if not hasattr(executor, "sbatch_script"):
+    if not isinstance(executor, JobScripts):
         return
     from harness.run.runner import _resources
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from harness.errors import PluginError, UserError
 from harness.plan.dag import KINDS
 from harness.plan.plan_file import Plan
+from harness.protocols import BatchSubmit, Closable, Stoppable
 from harness.run.display import RunDisplay
 from harness.run.jobs import StepJob, log_path
 from harness.support.interrupts import Interrupted
@@ -86,9 +87,10 @@ def run_plan(
 
 def _close(executor: Any, stop: bool) -> None:
     """Stop (interrupt) or shut down (normal end) an executor's workers, if it has any."""
-    method = getattr(executor, "stop" if stop else "close", None)
-    if method is not None:
-        method()
+    if stop and isinstance(executor, Stoppable):
+        executor.stop()
+    elif not stop and isinstance(executor, Closable):
+        executor.close()
 
 
 def _reuse(plan: Plan, summary: RunSummary, console: Console) -> dict[str, str]:
@@ -174,7 +176,7 @@ def _launch(plan, executor, steps, running, display) -> None:
         (StepJob(str(plan.run_dir), s.id, s.key, str(plan.store_root)), _resources(plan, s))
         for s in steps
     ]
-    if hasattr(executor, "submit_batch") and len(jobs) > 1:
+    if isinstance(executor, BatchSubmit) and len(jobs) > 1:
         for step in steps:
             display.started(step.id)
         handles = executor.submit_batch(jobs)

@@ -25,7 +25,14 @@ from harness.plan.step_inputs import (
     shuffle_images,
 )
 from harness.plugins import Plugins
-from harness.protocols import ItemScoring, ModelOutput, ReportColumns
+from harness.protocols import (
+    AnswersRequests,
+    ItemScoring,
+    ModelOutput,
+    OwnTraining,
+    RendersPrompts,
+    ReportColumns,
+)
 from harness.results import BenchmarkResult, TrainRecord
 from harness.run.judge_step import run_judge_step
 from harness.specs import sha256_of
@@ -35,14 +42,13 @@ Log = Callable[[str], None]
 
 def run_train(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict[str, Any]:
     cell = plan.cells[step.cell]
-    backend = plugins.get("backend", step.plugin[1])
+    backend = plugins.backend(step.plugin[1])
     inputs = dep_dirs(plan, step)
     for kind, path in inputs.items():
         if not (path / "manifest.json").is_file():
             raise UserError(f"{step.id}: the {kind} output {path} is missing or incomplete")
-    train = getattr(backend, "train", None)
-    if train is not None:
-        record = train(cell, step.kind, inputs, work, log)
+    if isinstance(backend, OwnTraining):
+        record = backend.train(cell, step.kind, inputs, work, log)
     else:
         from harness.train import run_stage2
 
@@ -56,19 +62,18 @@ def run_train(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
 
 def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
     cell = plan.cells[step.cell]
-    bench = plugins.get("benchmark", step.plugin[1])
+    bench = plugins.benchmark(step.plugin[1])
     ev = eval_spec(cell, bench.name)
     ctx, items = load_items(plan, cell, bench, ev, work)
     requests = bench.requests(items, ctx)
     if ev.control == "shuffled-images":
         requests = shuffle_images(requests, seed=ev.source.seed)
-    backend = plugins.get("backend", cell.stage2.method)
+    backend = plugins.backend(cell.stage2.method)
     model = backend.load(cell.model, dep_dirs(plan, step)["stage2"])
     log(f"{bench.name}: {len(items)} items, {len(requests)} requests")
     started = time.perf_counter()
-    answer = getattr(model, "run_requests", None)
-    if answer is not None:
-        outputs = answer(requests, batch_size=ev.batch_size)
+    if isinstance(model, AnswersRequests):
+        outputs = model.run_requests(requests, batch_size=ev.batch_size)
     else:
         from harness.eval import run_requests
 
@@ -76,7 +81,7 @@ def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log)
     wall = time.perf_counter() - started
     from harness.eval.prompts import rendered_prompt
 
-    tokenizer = getattr(model, "tokenizer", None)
+    tokenizer = model.tokenizer if isinstance(model, RendersPrompts) else None
     with open(work / "outputs.jsonl", "w") as fh:
         for req in requests:
             out = outputs[req.id]
@@ -104,7 +109,7 @@ def run_judge(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
 
 def run_score(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
     cell = plan.cells[step.cell]
-    bench = plugins.get("benchmark", step.spec["benchmark"])
+    bench = plugins.benchmark(step.spec["benchmark"])
     ev = eval_spec(cell, bench.name)
     ctx, items = load_items(plan, cell, bench, ev, work)
     deps = plan.deps(step)
