@@ -25,9 +25,9 @@ def register_benchmarks(register: Register) -> None:
 
 @hookspec
 def register_judges(register: Register) -> None:
-    """Register judge factories: callables taking a JudgeSpec and returning a Judge."""
+    """Register judge factories (harness.protocols.JudgeFactory: JudgeSpec -> Judge)."""
 
 
 @hookspec
 def register_executors(register: Register) -> None:
-    """Register executor factories: callables taking an ExecutorSpec and returning an Executor."""
+    """Register executor factories (harness.protocols.ExecutorFactory: ExecutorSpec -> Executor)."""
