@@ -7,12 +7,8 @@ import json
 import pytest
 from PIL import Image
 
-from harness.data.conversations import (
-    load_hub_llava,
-    load_hub_sharegpt,
-    load_llava_json,
-    load_sharegpt,
-)
+from harness.data.conversations import load_llava_json, load_sharegpt
+from harness.data.hub import load_hub_llava, load_hub_sharegpt
 from harness.errors import UserError
 
 ROWS = [

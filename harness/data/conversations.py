@@ -1,9 +1,9 @@
 """Conversation datasets: LLaVA's JSON format and ShareGPT-style language-only conversations.
 
 LLaVA's format: a JSON list of {id, image?, conversations: [{from: human|gpt, value}]}, images
-named relative to an image folder. ShareGPT's: the same without images. Both come from a local
-file (JSON or JSONL) or a dataset through `datasets` (a hub id or a folder saved with
-save_to_disk). Bad input stops with one line naming the file and the item.
+named relative to an image folder. ShareGPT's: the same without images. Here they come from a
+local file (JSON or JSONL); `harness.data.hub` reads them through `datasets` (a hub id or a
+folder saved with save_to_disk). Bad input stops with one line naming the file and the item.
 """
 
 from __future__ import annotations
@@ -148,19 +148,3 @@ def load_sharegpt(path: Path) -> list[ConversationSample]:
     """ShareGPT-style language-only conversations (JSON list or JSONL)."""
     path = Path(path)
     return sharegpt_samples(_read_rows(path), str(path))
-
-
-def load_hub_llava(
-    source: str, image_folder: Path | None = None, *, split: str | None = None
-) -> list[ConversationSample]:
-    """LLaVA-format conversations through `datasets` (hub id or save_to_disk folder)."""
-    from harness.data import hub
-
-    return hub.load_hub_llava(source, image_folder, split=split)
-
-
-def load_hub_sharegpt(source: str, *, split: str | None = None) -> list[ConversationSample]:
-    """ShareGPT-style conversations through `datasets` (hub id or save_to_disk folder)."""
-    from harness.data import hub
-
-    return hub.load_hub_sharegpt(source, split=split)

@@ -13,13 +13,8 @@ import random
 from pathlib import Path
 from typing import Literal
 
-from harness.data.conversations import (
-    ConversationSample,
-    load_hub_llava,
-    load_hub_sharegpt,
-    load_llava_json,
-    load_sharegpt,
-)
+from harness.data.conversations import ConversationSample, load_llava_json, load_sharegpt
+from harness.data.hub import load_hub_llava, load_hub_sharegpt
 from harness.errors import UserError
 from harness.specs import DataMixSpec, DataSource
 
