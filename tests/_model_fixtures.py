@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.model.assemble import Parts
+from harness.model.parts import Parts
 from harness.specs import ModelSpec, SizeSpec, TowerSpec
 
 TEXTS = [

@@ -106,7 +106,7 @@ def write_parts(root: Path) -> Any:
     import torch
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
-    from harness.model.assemble import Parts
+    from harness.model.parts import Parts
     from harness.model.tokenizer import train_tokenizer
 
     texts = [

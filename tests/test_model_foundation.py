@@ -45,8 +45,7 @@ def quick_spec() -> ModelSpec:
 @pytest.mark.slow
 def test_tiny_build_is_cached_and_assembles(tmp_path, monkeypatch):
     from harness.model import build_llava
-    from harness.model.assemble import parts_for
-    from harness.model.foundation import read_manifest
+    from harness.model.foundation import parts_for, read_manifest
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     spec = quick_spec()
@@ -123,8 +122,7 @@ def test_qk_init_std_scales_only_the_queries_and_keys() -> None:
 
 @pytest.mark.slow
 def test_a_specs_foundation_seed_picks_the_world_its_foundation_is_built_on(tmp_path, monkeypatch):
-    from harness.model.assemble import parts_for
-    from harness.model.foundation import read_manifest
+    from harness.model.foundation import parts_for, read_manifest
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     spec = quick_spec()

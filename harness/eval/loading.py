@@ -182,7 +182,8 @@ def load_base_llm(spec: Any) -> EvalBundle:
     """The untouched LLM of a ModelSpec (Table 5's base rows): tiny foundation or hub model."""
     from transformers import AutoModelForCausalLM
 
-    from harness.model.assemble import default_dtype, parts_for
+    from harness.model.assemble import default_dtype
+    from harness.model.foundation import parts_for
 
     parts = parts_for(spec)
     model = AutoModelForCausalLM.from_pretrained(parts.llm, dtype=default_dtype(spec)).eval()

@@ -16,13 +16,16 @@ from typing import Any
 
 import torch
 
-from harness.errors import UserError
+from harness.model.cache import cached_folder
+from harness.model.foundation import parts_for
+from harness.model.parts import Parts
 from harness.model.projector import LinearProjector, fold_linear, load_projector
 from harness.model.templates import IMAGE_TOKEN
-from harness.specs import ModelSpec, QuantSpec
+from harness.specs import ModelSpec, QuantSpec, sha256_of
 
 SKIP_QUANTIZATION = ["model.vision_tower", "model.multi_modal_projector", "lm_head"]
 SPEC_FILE = "harness_model_spec.json"
+ASSEMBLY_VERSION = "1"  # part of the key of a cached full-precision assembly
 
 
 @dataclass
@@ -45,34 +48,8 @@ class LlavaBundle:
         return pixels["pixel_values"].to(next(tower).dtype)
 
 
-@dataclass(frozen=True)
-class Parts:
-    """Where an assembly's pieces live: a causal LM, a CLIP vision model, a tokenizer."""
-
-    llm: str
-    tower: str
-    tokenizer: str
-
-
 def default_dtype(spec: ModelSpec) -> torch.dtype:
     return torch.float32 if spec.size.tiny is not None else torch.bfloat16
-
-
-def parts_for(spec: ModelSpec) -> Parts:
-    """Checkpoint locations: the size's and tower's for real sizes; the cached foundation's else
-    (built on the world of spec.foundation_seed)."""
-    if spec.is_tiny:
-        from harness.model.foundation import ensure_foundation
-
-        return ensure_foundation(spec.size, spec.tower, spec.resolution, seed=spec.foundation_seed)
-    if spec.size.placeholder or not spec.size.llm:
-        raise UserError(
-            f"size {spec.size.name!r} has no public LLM checkpoint: set `llm` in a registry file"
-        )
-    tower = spec.tower.checkpoints.get(spec.resolution)
-    if tower is None:
-        raise UserError(f"tower {spec.tower.name!r} names no checkpoint for {spec.resolution}px")
-    return Parts(llm=spec.size.llm, tower=tower, tokenizer=spec.size.llm)
 
 
 def image_processor_for(spec: ModelSpec, parts: Parts) -> Any:
@@ -142,6 +119,23 @@ def assemble(spec: ModelSpec, parts: Parts, dtype: torch.dtype, seed: int = 0) -
     return model.eval()
 
 
+def assembled_dir(spec: ModelSpec, parts: Parts, dtype: torch.dtype) -> Path:
+    """A full-precision assembly of `spec` saved with save_pretrained (for quantized reloads)."""
+    key = sha256_of(
+        {
+            "spec": spec.model_dump(mode="json"),
+            "parts": vars(parts),
+            "dtype": str(dtype),
+            "v": ASSEMBLY_VERSION,
+        }
+    )[:16]
+
+    def build(tmp: Path) -> None:
+        assemble(spec, parts, dtype).save_pretrained(str(tmp))
+
+    return cached_folder("assembled", f"{spec.size.name}-{spec.resolution}-{key}", build)
+
+
 def use_linear_projector(model: Any, spec: ModelSpec, missing: list[str] = ()) -> Any:
     """After a plain from_pretrained: fold the two-layer linear projector back into one layer.
 
@@ -199,8 +193,6 @@ def build_llava(
 def _quantized(spec: ModelSpec, parts: Parts, quantization: QuantSpec, dtype: torch.dtype) -> Any:
     """Assemble once in full precision (cached on disk), then reload with the LLM quantized."""
     from transformers import LlavaForConditionalGeneration
-
-    from harness.model.cache import assembled_dir
 
     folder = assembled_dir(spec, parts, dtype)
     model = LlavaForConditionalGeneration.from_pretrained(

@@ -12,15 +12,9 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from harness.model.shipped import copy_shipped
-from harness.specs import ModelSpec, sha256_of
 from harness.support.paths import cache_dir
-
-ASSEMBLY_VERSION = "1"
 
 
 def cached_folder(kind: str, key: str, build: Callable[[Path], None]) -> Path:
@@ -42,22 +36,3 @@ def cached_folder(kind: str, key: str, build: Callable[[Path], None]) -> Path:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return final
-
-
-def assembled_dir(spec: ModelSpec, parts: Any, dtype: torch.dtype) -> Path:
-    """A full-precision assembly of `spec` saved with save_pretrained (for quantized reloads)."""
-    key = sha256_of(
-        {
-            "spec": spec.model_dump(mode="json"),
-            "parts": vars(parts),
-            "dtype": str(dtype),
-            "v": ASSEMBLY_VERSION,
-        }
-    )[:16]
-
-    def build(tmp: Path) -> None:
-        from harness.model.assemble import assemble
-
-        assemble(spec, parts, dtype).save_pretrained(str(tmp))
-
-    return cached_folder("assembled", f"{spec.size.name}-{spec.resolution}-{key}", build)

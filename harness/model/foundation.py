@@ -9,6 +9,9 @@ cached under cache_dir("foundation") by everything that determines it (spec, see
 version, the world's content), written atomically and reused, like a download. Each folder
 holds a manifest.json with its build time (wall and CPU seconds: on a busy machine the CPU
 time is the figure that compares), parameter count and final training figures.
+
+`parts_for` says where any size's pieces come from: these folders for a tiny size, the
+registry's checkpoints for a real one.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Any
 
 import torch
 
-from harness.model.assemble import Parts
+from harness.errors import UserError
 from harness.model.cache import cached_folder
-from harness.specs import SizeSpec, TowerSpec, sha256_of
+from harness.model.parts import Parts
+from harness.specs import ModelSpec, SizeSpec, TowerSpec, sha256_of
 from harness.support.content_versions import FOUNDATION_VERSION
 
 TOWER_IMAGES = 3000
@@ -269,3 +273,18 @@ def ensure_foundation(
     vision = tower_dir(tower, resolution, seed, tower_steps)
     tokenizer = tokenizer_dir(int(size.tiny.get("vocab", 2048)), seed)
     return Parts(llm=str(llm), tower=str(vision), tokenizer=str(tokenizer))
+
+
+def parts_for(spec: ModelSpec) -> Parts:
+    """Checkpoint locations: the size's and tower's for real sizes; the cached foundation's else
+    (built on the world of spec.foundation_seed)."""
+    if spec.is_tiny:
+        return ensure_foundation(spec.size, spec.tower, spec.resolution, seed=spec.foundation_seed)
+    if spec.size.placeholder or not spec.size.llm:
+        raise UserError(
+            f"size {spec.size.name!r} has no public LLM checkpoint: set `llm` in a registry file"
+        )
+    tower = spec.tower.checkpoints.get(spec.resolution)
+    if tower is None:
+        raise UserError(f"tower {spec.tower.name!r} names no checkpoint for {spec.resolution}px")
+    return Parts(llm=spec.size.llm, tower=tower, tokenizer=spec.size.llm)
