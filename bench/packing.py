@@ -72,7 +72,7 @@ def _parts(root: Path) -> Any:
     """Tokenizer (one token a word), a 128-wide LLaMA-style LLM and a 64 px CLIP tower."""
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
-    from harness.model.assemble import Parts
+    from harness.model.parts import Parts
     from harness.model.templates import SYSTEMS
     from harness.model.tokenizer import train_tokenizer
 
@@ -266,7 +266,7 @@ def length_mix(args: argparse.Namespace, probe: Probe, root: Path) -> float:
     bundle = build_llava(model)
     collator = LlavaCollator(bundle, "vicuna_v1", 512)
     lengths = [len(collator.encode(s).input_ids) for s in build_mix(mix, 2)]
-    import harness.train.stages as stages
+    import harness.train.stage2 as stage2
 
     best: dict[str, dict[str, float]] = {}
     modes = (("padded", False), ("packed", True), ("packed, one row", True))
@@ -274,8 +274,8 @@ def length_mix(args: argparse.Namespace, probe: Probe, root: Path) -> float:
         for name, packing in modes:
             # one row is what varlen (flash) kernels get; under SDPA's dense mask it is shown
             # for what it would cost here
-            forced = (lambda *a, **k: "flat") if name.endswith("one row") else stages.pack_mode
-            mp.setattr(stages, "pack_mode", forced)
+            forced = (lambda *a, **k: "flat") if name.endswith("one row") else stage2.pack_mode
+            mp.setattr(stage2, "pack_mode", forced)
             cell = _cell(model, mix, "full", args.steps, packing)
             got = _train(probe, cell, FullFineTune(), root / "s1", root / f"{name}{i}")
             if got["tokens_per_s"] > best.get(name, {}).get("tokens_per_s", 0.0):

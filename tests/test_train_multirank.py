@@ -1,7 +1,7 @@
 """Stage 2 on two CPU ranks through the real `deepspeed` launcher, started by `harness run`.
 
 The deepspeed launcher spawns CPU ranks itself: with no CUDA device its CPU accelerator counts
-`--num_gpus 2` as two ranks, which join over gloo (harness.train.stages.join_cpu_world). The
+`--num_gpus 2` as two ranks, which join over gloo (harness.train.stage2.join_cpu_world). The
 cells run on `hardware=cpu-2` (registry.toml) against one-rank runs on `hardware=cpu`, all from
 one tiny-1m foundation built in seconds (a registry file cuts its pretraining to 2 steps).
 

@@ -29,6 +29,7 @@ from harness.errors import UserError
 from harness.results import TrainRecord
 from harness.specs import CellSpec
 from harness.train.settings import adopt_slurm_ranks, planned_world
+from harness.train.stage2 import train_stage2
 
 RECORD_FILE = "train_record.json"
 CELL_FILE = "cell.json"
@@ -229,15 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     if cell.hardware.accelerator == "cpu":  # CPU ranks, even on a machine with GPUs
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    from harness.train.stages import _train_stage2
-
     rank = int(os.environ.get("RANK", "0"))
 
     def log(line: str) -> None:
         if rank == 0:
             print(line, flush=True)
 
-    record = _train_stage2(cell, _backend(args.backend), args.stage1, args.out, log)
+    record = train_stage2(cell, _backend(args.backend), args.stage1, args.out, log)
     if rank == 0:
         (args.out / RECORD_FILE).write_text(record.model_dump_json(indent=2))
     leave_world()

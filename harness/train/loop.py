@@ -197,7 +197,7 @@ def training_arguments(run: StageRun, steps: int) -> Any:
 
 def _world_configured(run: StageRun) -> bool:
     """True where the process set up its distributed world itself before the Trainer
-    (launched CPU ranks: `harness.train.stages.join_cpu_world`)."""
+    (launched CPU ranks: `harness.train.stage2.join_cpu_world`)."""
     if run.deepspeed is None or not inside_launcher():
         return False
     from accelerate.state import PartialState

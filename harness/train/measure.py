@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import TrainRecord
-from harness.specs import HardwareSpec
+from harness.specs import CellSpec, HardwareSpec
+from harness.train.params import count_params, params_of, trainable_parts
 
 METER_FILE = "harness_meter.json"
 
@@ -129,4 +130,46 @@ def build_record(
         first_loss=t.losses[0] if t.losses else None,
         last_loss=t.losses[-1] if t.losses else None,
         launch_command=launch_command,
+    )
+
+
+def measured(bundle: Any, outcome: Any) -> tuple[int, int, float]:
+    """(trainable, total, FLOPs) of the model as it trained: taken before the backend's `save`,
+    which may merge or unload what trained (a merged adapter has no trainable parameters)."""
+    model, totals = bundle.model, outcome.meter.totals
+    trainable, total = count_params(model)
+    flops = model_flops(
+        params_of(model, "llm"),
+        params_of(model, "tower"),
+        totals.tokens,
+        totals.images,
+        bundle.image_tokens,
+        llm_trains="llm" in trainable_parts(model),
+    )
+    return trainable, total, flops
+
+
+def stage_record(
+    stage: str,
+    method: str,
+    outcome: Any,
+    figures: tuple[int, int, float],
+    cell: CellSpec,
+    gpus: int,
+) -> TrainRecord:
+    """A finished stage's TrainRecord; `figures` are `measured`'s."""
+    trainable, total, flops = figures
+    hardware = cell.hardware
+    if hardware.accelerator == "cpu":  # CPU ranks share one machine: its hours are the wall's
+        hardware = hardware.model_copy(update={"gpus_per_node": 1})
+    return build_record(
+        stage=stage,
+        method=method,
+        meter=outcome.meter,
+        steps=outcome.steps,
+        gpus=gpus,
+        hardware=hardware,
+        trainable=trainable,
+        total=total,
+        flops=flops,
     )
