@@ -10,7 +10,7 @@ from _eval_fixtures import WORDS, one_thread, tiny_llava, tiny_llm, write_images
 
 from harness.errors import UserError
 from harness.eval import run_requests
-from harness.eval.engine import context_tokens
+from harness.eval.context_window import context_tokens
 from harness.eval.loglik import split_tokens
 from harness.protocols import GenerationRequest, LoglikRequest
 

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 from harness.errors import UserError
+from harness.eval.context_window import context_tokens
+from harness.eval.loglik import score_logliks
 from harness.eval.prompts import prompt_token_ids
 from harness.protocols import GenerationRequest, LoglikRequest, ModelOutput
 
@@ -81,14 +83,6 @@ class ImageFeatures:
 
     def n_tokens(self, path: str) -> int:
         return self.cache[path].shape[0]
-
-
-def context_tokens(model: Any) -> int | None:
-    """The model's context window in tokens (its LLM's position limit), when its config says."""
-    config = getattr(model, "config", None)
-    text = getattr(config, "text_config", None) or config
-    limit = getattr(text, "max_position_embeddings", None)
-    return int(limit) if limit else None
 
 
 def refuse_overlong(
@@ -244,8 +238,6 @@ def run_requests(
 ) -> dict[str, ModelOutput]:
     """Every request's ModelOutput, keyed by request id (the protocol's single entry point).
     Without a `progress` callback, items done go to the running step's progress report."""
-    from harness.eval.loglik import score_logliks
-
     if progress is None:
         from harness.support.step_progress import report
 

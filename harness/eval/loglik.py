@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from harness.eval.engine import context_tokens
+from harness.eval.context_window import context_tokens
 from harness.protocols import LoglikRequest, ModelOutput
 
 
