@@ -12,7 +12,8 @@ import pytest
 
 from harness.cli.foundations import build_fresh, foundation_needs
 from harness.model import foundation
-from harness.model.shipped import OFF, SHIPPED, copy_shipped, file_sha256, read_index
+from harness.model.shipped import OFF, SHIPPED, copy_shipped, read_index
+from harness.support.hashing import sha256_file
 
 SHIP_HINT = "run `harness foundations ship` to rebuild and pin them"
 
@@ -43,7 +44,7 @@ def test_every_foundation_of_the_default_experiment_is_shipped_and_pinned(needs,
     for key, pins in index.items():
         folder = SHIPPED / key
         assert sorted(p.name for p in folder.iterdir()) == sorted(pins), key
-        assert {name: file_sha256(folder / name) for name in pins} == pins, key
+        assert {name: sha256_file(folder / name) for name in pins} == pins, key
 
 
 def test_a_cache_miss_copies_the_shipped_folder_instead_of_pretraining(
@@ -63,7 +64,7 @@ def test_a_cache_miss_copies_the_shipped_folder_instead_of_pretraining(
     for folder in map(Path, (parts.llm, parts.tower, parts.tokenizer)):
         assert folder.parent == tmp_path / "cache" / "foundation"
         pins = read_index()[folder.name]
-        assert {p.name: file_sha256(p) for p in folder.iterdir()} == pins
+        assert {p.name: sha256_file(p) for p in folder.iterdir()} == pins
 
 
 def test_a_tampered_copy_is_never_used(tmp_path):
@@ -83,7 +84,7 @@ def _same_files(fresh: Path) -> None:
     names = sorted(p.name for p in fresh.iterdir() if p.name != "manifest.json")
     assert names == sorted(p.name for p in shipped.iterdir() if p.name != "manifest.json")
     for name in names:
-        assert file_sha256(fresh / name) == file_sha256(shipped / name), f"{fresh.name}/{name}"
+        assert sha256_file(fresh / name) == sha256_file(shipped / name), f"{fresh.name}/{name}"
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.data.conversations import ConversationSample, llava_samples, sharegpt_samples
 from harness.errors import UserError
+from harness.support.atomic import atomic_path
 
 
 def load_rows(source: str, split: str | None = None) -> list[dict[str, Any]]:
@@ -49,9 +50,8 @@ def _materialise_images(rows: list[dict[str, Any]], source: str) -> Path | None:
         if hasattr(image, "save"):
             name = f"{index:08d}.png"
             if not (folder / name).exists():
-                tmp = folder / f".{name}.tmp"
-                image.convert("RGB").save(tmp, format="PNG")
-                tmp.replace(folder / name)
+                with atomic_path(folder / name, durable=False) as tmp:
+                    image.convert("RGB").save(tmp, format="PNG")
             row["image"] = name
     return folder
 

@@ -12,22 +12,19 @@ test that the default experiment's foundations are all shipped fails until they 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
+from harness.support.hashing import sha256_file
+
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 INDEX = "index.json"
 OFF = "HARNESS_NO_SHIPPED"  # set (to 1) to build every foundation, as `ship` does
 
 log = logging.getLogger(__name__)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_index(root: Path = SHIPPED) -> dict[str, dict[str, str]]:
@@ -47,7 +44,7 @@ def copy_shipped(key: str, target: Path, root: Path = SHIPPED) -> bool:
     folder = root / key
     for name, sha in pins.items():
         source = folder / name
-        if not source.is_file() or file_sha256(source) != sha:
+        if not source.is_file() or sha256_file(source) != sha:
             log.warning("shipped foundation %s: %s does not match its pin; building it", key, name)
             for written in target.iterdir():
                 written.unlink()
@@ -69,6 +66,6 @@ def ship(folders: list[Path], root: Path = SHIPPED) -> dict[str, dict[str, str]]
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(folder, target)
-        index[folder.name] = {p.name: file_sha256(p) for p in sorted(target.iterdir())}
+        index[folder.name] = {p.name: sha256_file(p) for p in sorted(target.iterdir())}
     (root / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return index
