@@ -270,11 +270,12 @@ def length_mix(args: argparse.Namespace, probe: Probe, root: Path) -> float:
 
     best: dict[str, dict[str, float]] = {}
     modes = (("padded", False), ("packed", True), ("packed, one row", True))
+    real_pack_mode = stage2.pack_mode  # the one-row mode replaces it; every other mode restores it
     for i in range(args.repeats):
         for name, packing in modes:
             # one row is what varlen (flash) kernels get; under SDPA's dense mask it is shown
             # for what it would cost here
-            forced = (lambda *a, **k: "flat") if name.endswith("one row") else stage2.pack_mode
+            forced = (lambda *a, **k: "flat") if name.endswith("one row") else real_pack_mode
             mp.setattr(stage2, "pack_mode", forced)
             cell = _cell(model, mix, "full", args.steps, packing)
             got = _train(probe, cell, FullFineTune(), root / "s1", root / f"{name}{i}")
