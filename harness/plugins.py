@@ -157,9 +157,12 @@ def _load(pm: pluggy.PluginManager, plugins: Plugins, ep: EntryPoint, shared: bo
         _register(pm, plugins, module, origin)
         return
     try:
-        pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+        loaded = pm.load_setuptools_entrypoints(GROUP, name=ep.name)
     except (pluggy.PluginValidationError, ValueError) as exc:
         _validation(pm, plugins, ep.name, origin, exc)
+        return
+    if not loaded:  # not among the distributions pluggy walks: registered as it stands
+        _register(pm, plugins, module, origin)
         return
     plugin = pm.get_plugin(ep.name)
     distinfo = next(d for p, d in pm.list_plugin_distinfo() if p is plugin)
