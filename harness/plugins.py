@@ -142,31 +142,60 @@ def _register(pm: pluggy.PluginManager, plugins: Plugins, module: object, origin
     plugins.modules[name] = origin
 
 
-def _load(pm: pluggy.PluginManager, plugins: Plugins, ep: EntryPoint, shared: bool) -> None:
-    """One entry point. pluggy loads it (and keeps its distribution) unless two packages declare
-    its name: pluggy would keep whichever it met first, in silence, so those load here, the
-    built-in first, and the other package is told to rename."""
+def _origin(ep: EntryPoint) -> Origin:
     dist = ep.dist
-    origin = Origin(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+    return Origin(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+
+
+def _import(plugins: Plugins, declared: list[EntryPoint]) -> dict[str, Any]:
+    """Each entry point's object, imported once (pluggy's own load then finds it in
+    sys.modules); a plugin that fails to import is refused alone."""
+    modules = {}
+    for ep in declared:
+        try:
+            modules[f"{ep.name}={ep.value}"] = ep.load()
+        except Exception as exc:  # a broken plugin must not take the harness down
+            _refuse(plugins, _origin(ep), f"failed to load: {type(exc).__name__}: {exc}")
+    return modules
+
+
+def _pluggy_loads(pm: pluggy.PluginManager, plugins: Plugins, mine: list[EntryPoint]) -> None:
+    """pluggy loads and registers every entry point not in `mine` (which the harness registers
+    itself), walking the installed distributions once; only when a plugin is refused does it
+    walk once per remaining name, to refuse that plugin alone."""
+    held = sorted({ep.name for ep in mine} - {n for n in plugins.blocked})
+    for name in held:  # kept from pluggy's walk, registered by the harness afterwards
+        pm.set_blocked(name)
     try:
-        module = ep.load()  # imported once: pluggy's own load below finds it in sys.modules
-    except Exception as exc:  # a broken plugin must not take the harness down
-        _refuse(plugins, origin, f"failed to load: {type(exc).__name__}: {exc}")
-        return
-    if shared:
-        _register(pm, plugins, module, origin)
-        return
-    try:
-        loaded = pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+        pm.load_setuptools_entrypoints(GROUP)
     except (pluggy.PluginValidationError, ValueError) as exc:
-        _validation(pm, plugins, ep.name, origin, exc)
-        return
-    if not loaded:  # not among the distributions pluggy walks: registered as it stands
-        _register(pm, plugins, module, origin)
-        return
-    plugin = pm.get_plugin(ep.name)
-    distinfo = next(d for p, d in pm.list_plugin_distinfo() if p is plugin)
-    plugins.modules[ep.name] = Origin(ep.name, distinfo.project_name, distinfo.version)
+        refused = {_refuse_failed(pm, plugins, exc)}
+        for ep in sorted(entry_points(group=GROUP), key=_load_order):
+            if ep.name in refused or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+            except (pluggy.PluginValidationError, ValueError) as again:
+                _validation(pm, plugins, ep.name, _origin(ep), again)
+                refused.add(ep.name)
+    finally:
+        for name in held:
+            pm.unblock(name)
+
+
+def _refuse_failed(pm: pluggy.PluginManager, plugins: Plugins, exc: Exception) -> str | None:
+    """The plugin a single walk stopped at, refused (pluggy registered it part way)."""
+    plugin = getattr(exc, "plugin", None)
+    name = pm.get_name(plugin) if plugin is not None else None
+    if name is None:
+        return None
+    dist = next((d for p, d in pm.list_plugin_distinfo() if p is plugin), None)
+    origin = Origin(name, dist.project_name, dist.version) if dist else Origin(name, "?", "?")
+    for ep in entry_points(group=GROUP):
+        if ep.name == name:
+            origin = _origin(ep)
+    _validation(pm, plugins, name, origin, exc)
+    return name
 
 
 def _load_order(ep: EntryPoint) -> tuple[str, bool, str]:
@@ -211,11 +240,27 @@ def load_plugins(extra: list[ModuleType | object] | None = None) -> Plugins:
     blocked = {b.strip() for b in os.environ.get("HARNESS_BLOCK_PLUGINS", "").split(",") if b}
     pm = _manager(blocked)
     plugins = Plugins(blocked=sorted(blocked))
-    declared = sorted(entry_points(group=GROUP), key=_load_order)
+    found = sorted(entry_points(group=GROUP), key=_load_order)
+    declared = [ep for ep in found if not pm.is_blocked(ep.name)]
+    modules = _import(plugins, declared)
     taken = Counter(ep.name for ep in declared)
+    # pluggy would keep whichever of two packages declaring one name it met first, in silence:
+    # those, and what failed to import, the harness handles itself
+    mine = [ep for ep in declared if taken[ep.name] > 1 or f"{ep.name}={ep.value}" not in modules]
+    _pluggy_loads(pm, plugins, mine)
+    distinfo = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     for ep in declared:
-        if not pm.is_blocked(ep.name):
-            _load(pm, plugins, ep, shared=taken[ep.name] > 1)
+        module = modules.get(f"{ep.name}={ep.value}")
+        if module is None:
+            continue  # refused when it failed to import
+        plugin = pm.get_plugin(ep.name) if taken[ep.name] == 1 else None
+        if plugin is not None and id(plugin) in distinfo:
+            dist = distinfo[id(plugin)]
+            plugins.modules[ep.name] = Origin(ep.name, dist.project_name, dist.version)
+        elif taken[ep.name] > 1 or not pm.is_registered(module):
+            # a shared name, or not among the distributions pluggy walks: registered as it is
+            if not any(f"plugin {ep.name!r} from" in line for line in plugins.refused):
+                _register(pm, plugins, module, _origin(ep))
     for index, obj in enumerate(extra or []):
         if pm.is_registered(obj):  # already found through its entry point
             continue

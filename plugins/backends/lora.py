@@ -36,15 +36,29 @@ def lora_config(model: Any, train: TrainSpec) -> Any:
 
 class LoRA(Stage2Backend):
     """LoRA over the LLM as loaded, or over the LLM quantized when `quantized` is given: the
-    spec used unless the cell's `quantization` table gives its own."""
+    spec used unless the cell's `quantization` table gives its own. The spec may come as its
+    fields (a dict, `{}` for QuantSpec's defaults), checked when first used, so that
+    registering the backend does not import the specs (pydantic) at every start-up."""
 
     def __init__(
-        self, *, name: str = "lora", version: str = "1", quantized: QuantSpec | None = None
+        self,
+        *,
+        name: str = "lora",
+        version: str = "1",
+        quantized: QuantSpec | dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.version = version
-        self.quantized = quantized
+        self._quantized = quantized
         self.zero_stage = 3 if quantized is None else 2  # ZeRO-3 breaks with 4-bit weights
+
+    @property
+    def quantized(self) -> QuantSpec | None:
+        if isinstance(self._quantized, dict):
+            from harness.specs import QuantSpec
+
+            self._quantized = QuantSpec.model_validate(self._quantized)
+        return self._quantized
 
     def quantization(self, train: TrainSpec) -> QuantSpec | None:
         """How the LLM loads for this cell: None (plain LoRA ignores a `quantization` table)."""
