@@ -21,8 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.judging.prices import judge_usd
+from harness.plan.dag import Step
+from harness.plan.plan_file import Plan
 from harness.plan.step_inputs import read_generation, shuffle_images
-from harness.protocols import EvalContext, GenerationRequest, JudgeRequest, ModelOutput
+from harness.plugins import Plugins
+from harness.protocols import (
+    Benchmark,
+    EvalContext,
+    GenerationRequest,
+    JudgeRequest,
+    ModelOutput,
+)
+from harness.specs import CellSpec
 
 CHARS_PER_TOKEN = 3.5
 TOKENS_PER_MESSAGE = 4  # role and separators of the chat format
@@ -58,11 +68,11 @@ def placeholder_outputs(requests: Sequence[Any]) -> dict[str, ModelOutput]:
     return out
 
 
-def step_requests(plan: Any, step: Any, plugins: Any, work: Path, memo: dict) -> list:
+def step_requests(plan: Plan, step: Step, plugins: Plugins, work: Path, memo: dict) -> list:
     """The judge requests `step` will send (placeholder answers if not generated yet)."""
 
     cell = plan.cells[step.cell]
-    bench = plugins.get("benchmark", step.spec["benchmark"])
+    bench = plugins.benchmark(step.spec["benchmark"])
     ev = next(e for e in cell.evals if e.benchmark == bench.name)
     gen = next(d for d in plan.deps(step) if d.kind == "generate")
     ctx = EvalContext(
@@ -89,7 +99,7 @@ def step_requests(plan: Any, step: Any, plugins: Any, work: Path, memo: dict) ->
     return bench.judge_requests(items, outputs, step.spec["run"], ctx)
 
 
-def _cached_assets(plan: Any, bench: Any) -> dict[str, Path]:
+def _cached_assets(plan: Plan, bench: Benchmark) -> dict[str, Path]:
     """Protocol files already here (an estimate never downloads)."""
     names = tuple(bench.assets)
     if not names:
@@ -110,19 +120,19 @@ def _cached_assets(plan: Any, bench: Any) -> dict[str, Path]:
     return found
 
 
-def snapshot_of(plugins: Any, cell: Any, benchmark: str) -> str:
+def snapshot_of(plugins: Plugins, cell: CellSpec, benchmark: str) -> str:
     """The snapshot a cell's judge uses for `benchmark` (the plugin's default when unset)."""
     spec = cell.judge.for_benchmark(benchmark)
     if spec.snapshot:
         return spec.snapshot
-    return plugins.get("judge", spec.name)(spec).snapshot()
+    return plugins.judge(spec.name)(spec).snapshot()
 
 
-def pending_judge_steps(plan: Any) -> list:
+def pending_judge_steps(plan: Plan) -> list:
     return [s for s in plan.steps if s.kind == "judge" and not plan.store.done(s.key)]
 
 
-def judge_estimates(plan: Any) -> dict[str, float | None]:
+def judge_estimates(plan: Plan) -> dict[str, float | None]:
     """Dollars each cell's pending judging is expected to cost (None: price unknown)."""
     from harness.config.registry import load_registry
     from harness.judging.cache import JudgeCache
@@ -150,7 +160,7 @@ def judge_estimates(plan: Any) -> dict[str, float | None]:
     return out
 
 
-def unpriced_snapshots(plan: Any) -> list[str]:
+def unpriced_snapshots(plan: Plan) -> list[str]:
     """Snapshots of pending judge steps that the registry has no price for."""
     from harness.config.registry import load_registry
     from harness.judging.prices import is_offline, price_of

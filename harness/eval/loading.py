@@ -140,7 +140,7 @@ def load_stage2_adapter(folder: Path) -> Any:
             f"{folder} was trained by method {method!r}, whose backend is not installed here: "
             f"run `harness merge {folder} --out DIR` where it is, and evaluate DIR"
         )
-    return plugins.get("backend", method).load(read_spec(folder), folder)
+    return plugins.backend(method).load(read_spec(folder), folder)
 
 
 def processor_image_size(processor: Any) -> int | None:

@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import warn
+from harness.plugins import Plugins
+from harness.protocols import PromptTemplate
 
 
-def modality(plugins: Any, benchmark: str) -> str:
-    return plugins.get("benchmark", benchmark).modality
+def modality(plugins: Plugins, benchmark: str) -> str:
+    return plugins.benchmark(benchmark).modality
 
 
 def choose_prompts(
-    cells: dict[str, Any], plugins: Any, flag: str | None, default: str
+    cells: dict[str, Any], plugins: Plugins, flag: str | None, default: str
 ) -> dict[str, str]:
     """Each generation benchmark's prompt: --prompt, else its `prompt` eval setting, else the
     checkpoint's default; set on the cells' evals (so it is in their step keys)."""
@@ -21,7 +23,8 @@ def choose_prompts(
     for cid, cell in cells.items():
         evals = []
         for ev in cell.evals:
-            if getattr(plugins.get("benchmark", ev.benchmark), "prompt_template", None):
+            bench = plugins.benchmark(ev.benchmark)
+            if isinstance(bench, PromptTemplate) and bench.prompt_template:
                 ev = ev.model_copy(update={"prompt": flag or ev.prompt or default})
                 chosen[ev.benchmark] = ev.prompt
             evals.append(ev)
@@ -29,7 +32,7 @@ def choose_prompts(
     return chosen
 
 
-def warn_if_differ(name: str, tokenizer: Any, chosen: dict[str, str], plugins: Any) -> None:
+def warn_if_differ(name: str, tokenizer: Any, chosen: dict[str, str], plugins: Plugins) -> None:
     """One line when a benchmark's protocol prompt and the checkpoint's template render
     differently: its scores then depend on which one was used."""
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
@@ -39,8 +42,8 @@ def warn_if_differ(name: str, tokenizer: Any, chosen: dict[str, str], plugins: A
 
     differ: dict[str, list[str]] = {}
     for bench, prompt in sorted(chosen.items()):
-        plugin = plugins.get("benchmark", bench)
-        protocol = plugin.prompt_template
+        plugin = plugins.benchmark(bench)
+        protocol = plugin.prompt_template if isinstance(plugin, PromptTemplate) else "checkpoint"
         text = "What is shown?" if plugin.modality == "language" else "<image>\nWhat is shown?"
         own, theirs = (
             rendered_prompt(tokenizer, GenerationRequest("probe", text, template=t))

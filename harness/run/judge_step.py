@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
 from harness.judging.client import JUDGE_ERROR, NOT_ASKED, JudgeOutcome, JudgeUsage, judge_all
+from harness.plan.dag import Step
+from harness.plan.plan_file import Plan
 from harness.plan.step_inputs import (
     eval_spec,
     judge_prices,
@@ -28,6 +31,7 @@ from harness.plan.step_inputs import (
     make_judge,
     read_generation,
 )
+from harness.plugins import Plugins
 
 BATCHES_PER_CONCURRENCY = 2  # a batch keeps every judge connection busy twice over
 
@@ -37,11 +41,13 @@ def allowed_failures(n_requests: int, max_failed_share: float) -> int:
     return math.floor(n_requests * max_failed_share + 1e-9)
 
 
-def run_judge_step(plan: Any, step: Any, plugins: Any, work: Path, log: Any) -> dict[str, Any]:
+def run_judge_step(
+    plan: Plan, step: Step, plugins: Plugins, work: Path, log: Callable[[str], None]
+) -> dict[str, Any]:
     from harness.judging.cache import JudgeCache
 
     cell = plan.cells[step.cell]
-    bench = plugins.get("benchmark", step.spec["benchmark"])
+    bench = plugins.benchmark(step.spec["benchmark"])
     ev = eval_spec(cell, bench.name)
     ctx, items = load_items(plan, cell, bench, ev, work)
     gen = next(d for d in plan.deps(step) if d.kind == "generate")
@@ -120,7 +126,9 @@ def _reason(error: str) -> str:
 class _BudgetGuard:
     """Under --budget-usd: reserve this step's estimate, then check spend before each batch."""
 
-    def __init__(self, plan: Any, step: Any, snapshot: str, prices: dict, ledger, attempt: int):
+    def __init__(
+        self, plan: Plan, step: Step, snapshot: str, prices: dict, ledger: Any, attempt: int
+    ):
         self.plan, self.step, self.snapshot, self.prices = plan, step, snapshot, prices
         self.ledger, self.attempt = ledger, attempt
         self.budget = float(plan.experiment["budget_usd"])

@@ -212,7 +212,7 @@ def exit_with_parent(pid: int, every_s: float = 1.0) -> None:
 def _backend(name: str):
     from harness.plugins import get_plugins
 
-    return get_plugins().get("backend", name)
+    return get_plugins().backend(name)
 
 
 def main(argv: list[str] | None = None) -> int:

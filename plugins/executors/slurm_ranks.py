@@ -45,7 +45,7 @@ def train_as_peer(run_dir: str, step_id: str) -> None:
 
     plan = Plan.load(Path(run_dir))
     step = plan.step(step_id)
-    backend = get_plugins().get("backend", step.plugin[1])
+    backend = get_plugins().backend(step.plugin[1])
     (stage1,) = [plan.store.step_dir(d.key) for d in plan.deps(step) if d.kind == "stage1"]
     work = plan.store.work_dir(step.key)
     work.mkdir(parents=True, exist_ok=True)

@@ -80,8 +80,6 @@ class ExampleVQA:
     def __init__(self, judged: bool = False):
         self.judged = judged
         self.name = "example-vqa-judged" if judged else "example-vqa"
-        # (requests per evaluation, prompt tokens, completion tokens): the planner's estimate
-        self.judge_cost_hint = (12, 120, 3) if judged else None
 
     def protocol(self, ctx: EvalContext) -> dict[str, Any]:
         record: dict[str, Any] = {
