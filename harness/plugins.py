@@ -142,6 +142,10 @@ def _register(pm: pluggy.PluginManager, plugins: Plugins, module: object, origin
     plugins.modules[name] = origin
 
 
+def _key(ep: EntryPoint) -> str:
+    return f"{ep.name}={ep.value}"  # two packages may declare one name: the value tells them apart
+
+
 def _origin(ep: EntryPoint) -> Origin:
     dist = ep.dist
     return Origin(ep.name, dist.name if dist else "?", dist.version if dist else "?")
@@ -153,49 +157,40 @@ def _import(plugins: Plugins, declared: list[EntryPoint]) -> dict[str, Any]:
     modules = {}
     for ep in declared:
         try:
-            modules[f"{ep.name}={ep.value}"] = ep.load()
+            modules[_key(ep)] = ep.load()
         except Exception as exc:  # a broken plugin must not take the harness down
             _refuse(plugins, _origin(ep), f"failed to load: {type(exc).__name__}: {exc}")
     return modules
 
 
-def _pluggy_loads(pm: pluggy.PluginManager, plugins: Plugins, mine: list[EntryPoint]) -> None:
-    """pluggy loads and registers every entry point not in `mine` (which the harness registers
-    itself), walking the installed distributions once; only when a plugin is refused does it
-    walk once per remaining name, to refuse that plugin alone."""
-    held = sorted({ep.name for ep in mine} - {n for n in plugins.blocked})
-    for name in held:  # kept from pluggy's walk, registered by the harness afterwards
+def _pluggy_loads(
+    pm: pluggy.PluginManager, plugins: Plugins, declared: list[EntryPoint], mine: set[str]
+) -> set[str]:
+    """pluggy loads and registers every declared entry point whose name is not in `mine` (the
+    harness registers those itself), walking the installed distributions once; only when a
+    plugin is refused does it walk once per remaining name, to refuse that plugin alone.
+    Returns the names refused."""
+    for name in mine:  # kept from pluggy's walk
         pm.set_blocked(name)
+    refused: set[str] = set()
     try:
         pm.load_setuptools_entrypoints(GROUP)
     except (pluggy.PluginValidationError, ValueError) as exc:
-        refused = {_refuse_failed(pm, plugins, exc)}
-        for ep in sorted(entry_points(group=GROUP), key=_load_order):
-            if ep.name in refused or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
-                continue
-            try:
-                pm.load_setuptools_entrypoints(GROUP, name=ep.name)
-            except (pluggy.PluginValidationError, ValueError) as again:
-                _validation(pm, plugins, ep.name, _origin(ep), again)
+        stopped_at = pm.get_name(getattr(exc, "plugin", None))  # registered part way, if any
+        for ep in declared:
+            if ep.name == stopped_at:
+                _validation(pm, plugins, ep.name, _origin(ep), exc)
                 refused.add(ep.name)
+            elif not (pm.has_plugin(ep.name) or pm.is_blocked(ep.name)):
+                try:
+                    pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+                except (pluggy.PluginValidationError, ValueError) as again:
+                    _validation(pm, plugins, ep.name, _origin(ep), again)
+                    refused.add(ep.name)
     finally:
-        for name in held:
+        for name in mine:
             pm.unblock(name)
-
-
-def _refuse_failed(pm: pluggy.PluginManager, plugins: Plugins, exc: Exception) -> str | None:
-    """The plugin a single walk stopped at, refused (pluggy registered it part way)."""
-    plugin = getattr(exc, "plugin", None)
-    name = pm.get_name(plugin) if plugin is not None else None
-    if name is None:
-        return None
-    dist = next((d for p, d in pm.list_plugin_distinfo() if p is plugin), None)
-    origin = Origin(name, dist.project_name, dist.version) if dist else Origin(name, "?", "?")
-    for ep in entry_points(group=GROUP):
-        if ep.name == name:
-            origin = _origin(ep)
-    _validation(pm, plugins, name, origin, exc)
-    return name
+    return refused
 
 
 def _load_order(ep: EntryPoint) -> tuple[str, bool, str]:
@@ -246,21 +241,19 @@ def load_plugins(extra: list[ModuleType | object] | None = None) -> Plugins:
     taken = Counter(ep.name for ep in declared)
     # pluggy would keep whichever of two packages declaring one name it met first, in silence:
     # those, and what failed to import, the harness handles itself
-    mine = [ep for ep in declared if taken[ep.name] > 1 or f"{ep.name}={ep.value}" not in modules]
-    _pluggy_loads(pm, plugins, mine)
+    mine = {ep.name for ep in declared if taken[ep.name] > 1 or _key(ep) not in modules}
+    refused = _pluggy_loads(pm, plugins, declared, mine)
     distinfo = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     for ep in declared:
-        module = modules.get(f"{ep.name}={ep.value}")
-        if module is None:
-            continue  # refused when it failed to import
-        plugin = pm.get_plugin(ep.name) if taken[ep.name] == 1 else None
+        module = modules.get(_key(ep))
+        if module is None or ep.name in refused:
+            continue  # refused already: it failed to import, or pluggy refused its hooks
+        plugin = pm.get_plugin(ep.name) if ep.name not in mine else None
         if plugin is not None and id(plugin) in distinfo:
             dist = distinfo[id(plugin)]
             plugins.modules[ep.name] = Origin(ep.name, dist.project_name, dist.version)
-        elif taken[ep.name] > 1 or not pm.is_registered(module):
-            # a shared name, or not among the distributions pluggy walks: registered as it is
-            if not any(f"plugin {ep.name!r} from" in line for line in plugins.refused):
-                _register(pm, plugins, module, _origin(ep))
+        else:  # a shared name, or not among the distributions pluggy walks: registered as it is
+            _register(pm, plugins, module, _origin(ep))
     for index, obj in enumerate(extra or []):
         if pm.is_registered(obj):  # already found through its entry point
             continue
