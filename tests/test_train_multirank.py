@@ -285,14 +285,16 @@ def test_zero2_rank_killed_mid_stage_fails_cleanly_and_the_rerun_resumes(study, 
 
 
 # A stand-in launcher: two "ranks" that watch the launching process as real ranks do
-# (harness.train.launch.main), print their pids, and wait; it waits for them.
+# (harness.train.launch.main), announce their pids, and wait; it waits for them. Each rank
+# writes its line in one write: both share one pipe, and print() under PYTHONUNBUFFERED writes
+# word by word, which interleaved the two lines ("rank-pidrank-pid  3133331332") and hid both.
 FAKE_LAUNCHER = """
 import subprocess, sys
 rank = (
     "import os, time\\n"
     "from harness.train.launch import PARENT_ENV, exit_with_parent\\n"
     "exit_with_parent(int(os.environ[PARENT_ENV]))\\n"
-    "print('rank-pid', os.getpid(), flush=True)\\n"
+    "os.write(1, f'rank-pid {os.getpid()}\\\\n'.encode())\\n"
     "time.sleep(600)\\n"
 )
 ranks = [subprocess.Popen([sys.executable, "-c", rank]) for _ in range(2)]

@@ -233,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
 
     def log(line: str) -> None:
-        if rank == 0:
-            print(line, flush=True)
+        if rank == 0:  # one write per line: other ranks' output shares the pipe
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     record = train_stage2(cell, _backend(args.backend), args.stage1, args.out, log)
     if rank == 0:
