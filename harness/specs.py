@@ -41,9 +41,6 @@ class Spec(BaseModel):
         return sha256_bytes(self.canonical())
 
 
-__all__ = ["canonical_json", "sha256_of"]  # re-exported: plugins hash through specs
-
-
 def sha256_of(value: Any) -> str:
     """sha256 of any JSON-able value (specs are dumped first)."""
     if isinstance(value, BaseModel):
