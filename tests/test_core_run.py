@@ -101,6 +101,23 @@ def test_results_carry_scores_cost_and_samples(fake_env):
     assert all(line["text"].startswith("answer") and len(line["score"]) == 1 for line in lines)
 
 
+def test_a_file_written_while_scoring_is_named_where_the_finished_step_keeps_it(
+    fake_env, monkeypatch
+):
+    """MMBench's test split tells the user to upload its submission file: results.json (which
+    the report reads) names the file in the finished step's folder, not the work folder it left."""
+    tmp_path, registry, config, ledger = fake_env
+    monkeypatch.setenv("FAKE_SCORE_FILE", "1")
+    assert run_command(_opts(tmp_path, registry, config)) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    for cell in results["cells"]:
+        extra = cell["benchmarks"]["fakebench"]["extra"]
+        upload = Path(extra["submission_xlsx"])
+        assert upload.read_text() == "predictions"
+        assert upload.parent.parent == (tmp_path / "run" / "store" / "steps").resolve()
+        assert extra["note"] == f"upload {upload} to the server"
+
+
 def test_second_run_reuses_everything_and_costs_no_judge_calls(fake_env):
     tmp_path, registry, config, ledger = fake_env
     assert run_command(_opts(tmp_path, registry, config)) == 0

@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from harness import __version__
 from harness.cost.measured import usd
@@ -99,6 +100,7 @@ def collect(
                 add_judge_cost(cost, manifest)
             elif step.kind == "score":
                 bench = BenchmarkResult.model_validate_json((folder / "result.json").read_text())
+                _point_into_step_folder(bench, store.work_dir(step.key), folder)
                 result.benchmarks[bench.benchmark] = bench
                 scored.append((folder, bench.benchmark))
         old = earlier.get(cid)
@@ -129,6 +131,22 @@ def collect(
 def _lineage(plan: Plan, cid: str) -> list[str]:
     """Every step a cell needs, dependencies first."""
     return [s.id for s in plan.steps if cid in s.cells]
+
+
+def _point_into_step_folder(bench: BenchmarkResult, work: Path, folder: Path) -> None:
+    """A file the benchmark wrote while scoring (MMBench's test-split submission) was named in
+    the step's work folder, which became `folder` when the step finished: name it there."""
+    final = str(folder.resolve())
+    written = sorted({str(work), str(work.absolute()), str(work.resolve())}, key=len, reverse=True)
+
+    def moved(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        for old in written:
+            value = value.replace(old, final)
+        return value
+
+    bench.extra = {key: moved(value) for key, value in bench.extra.items()}
 
 
 def _copy_score_samples(run_dir: Path, cid: str, folder: Path, benchmark: str) -> None:
