@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import stat
 import threading
 
 import pytest
 
 from harness.support.atomic import atomic_path, write_atomic
+from harness.support.paths import project_root
 
 SIZE = 256 * 1024  # large enough that a torn or interleaved write would show
 ROUNDS = 40
@@ -80,3 +82,20 @@ def test_the_written_file_has_the_usual_mode_not_the_temporary_files_0600(tmp_pa
     path = write_atomic(tmp_path / "sub" / "report.md", "# Results\n")
     assert path.read_text() == "# Results\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_only_the_atomic_module_renames_files_into_place():
+    """No module writes beside its target under a fixed temporary name and renames it (the
+    shared `.tmp` that made concurrent writers of plan.json or results.json collide): every
+    such write goes through support/atomic.py."""
+    root = project_root()
+    fixed = re.compile(r"""os\.(replace|rename)\(|["'][^"'\s]*\.tmp["']""")
+    offenders = []
+    for folder in ("harness", "plugins"):
+        for path in sorted((root / folder).rglob("*.py")):
+            if path == root / "harness" / "support" / "atomic.py":
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if fixed.search(line):
+                    offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert offenders == []

@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.cost.planner import FLOPS_PER_PARAM_TOKEN, calibration_file
 from harness.errors import UserError
 from harness.results import RunResults
+from harness.support.atomic import write_atomic
 
 
 def cell_peaks(run_dir: Path) -> dict[str, float | None]:
@@ -71,5 +72,5 @@ def calibrate(run_dirs: list[Path]) -> dict[str, float]:
     current = json.loads(target.read_text()) if target.is_file() else {}
     current.setdefault("efficiency", {}).update(efficiency)
     current.setdefault("runs", []).extend(str(Path(r).resolve()) for r in run_dirs)
-    target.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    write_atomic(target, json.dumps(current, indent=2, sort_keys=True) + "\n")
     return efficiency

@@ -35,7 +35,7 @@ def file_record(path: Path) -> dict[str, Any]:
 
 def list_files(folder: Path) -> dict[str, dict[str, Any]]:
     """Every file under `folder` but the manifest: relative path -> size and sha256."""
-    skip = {folder / MANIFEST, folder / (MANIFEST + ".tmp")}
+    skip = {folder / MANIFEST}
     return {
         path.relative_to(folder).as_posix(): file_record(path)
         for path in sorted(folder.rglob("*"))
