@@ -98,6 +98,24 @@ def test_the_default_prompt_follows_the_checkpoint_and_is_recorded_and_keyed(
     assert capsys.readouterr().err == ""  # nothing disagrees: no warning
 
 
+def test_llava_names_llava_v1_as_a_flag_and_as_an_eval_setting(llava_hf, tmp_path):
+    from harness.plan.build import Options
+    from harness.plan.eval_model import checkpoint_plan
+    from harness.plugins import get_plugins
+
+    flagged = plan_for(llava_hf, tmp_path / "run", prompt="llava", benchmarks="mmbench")
+    (cell,) = flagged.cells.values()
+    assert [ev.prompt for ev in cell.evals] == ["llava_v1"]
+    assert flagged.experiment["prompt"]["choice"] == {"mmbench": "llava_v1"}
+    # the config's setting for one benchmark; the other keeps the checkpoint's default
+    config = tmp_path / "prompt.toml"
+    config.write_text('extends = "default"\n[eval.mmbench]\nprompt = "llava"\n')
+    opts = Options(benchmarks="mmbench,llava-bench", out=tmp_path / "run2", config=config)
+    configured = checkpoint_plan(opts, get_plugins(), str(llava_hf))
+    choice = {"mmbench": "llava_v1", "llava-bench": "checkpoint"}
+    assert configured.experiment["prompt"]["choice"] == choice
+
+
 def test_a_siglip_processor_is_honoured_and_loaded_only_for_images(tmp_path):
     import torch
     from PIL import Image

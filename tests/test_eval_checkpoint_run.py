@@ -64,6 +64,10 @@ def answers(out) -> dict[str, str]:
     return {s["id"]: s for s in map(json.loads, path.read_text().splitlines())}
 
 
+def prompt_record(out) -> dict:
+    return json.loads((out / "results.json").read_text())["experiment"]["prompt"]
+
+
 def test_a_checkpoint_changed_at_the_same_path_is_evaluated_again(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HARNESS_ASSETS_MIRROR", raising=False)
@@ -77,6 +81,8 @@ def test_a_checkpoint_changed_at_the_same_path_is_evaluated_again(tmp_path, monk
     code, lines = call_cli(argv, capsys)
     assert code == 0, lines
     first = answers(out)
+    recorded = prompt_record(out)  # the results say which prompt each benchmark was asked with
+    assert recorded["choice"] == {"llava-bench": "checkpoint"}
     assert steps_ran(lines) == 4  # stage 2 (records the checkpoint), generate, judge, score
     sample = next(iter(first.values()))
     assert sample["prompt"].startswith("USER: <image>\n") and sample["prompt"].endswith(
@@ -100,6 +106,8 @@ def test_a_checkpoint_changed_at_the_same_path_is_evaluated_again(tmp_path, monk
     code, lines = call_cli(argv, capsys)  # a new chat template: asked again, the new way
     assert code == 0 and steps_ran(lines) == 4, lines
     assert all(s["prompt"].startswith("Q: ") for s in answers(out).values())
+    assert prompt_record(out)["choice"] == {"llava-bench": "checkpoint"}
+    assert prompt_record(out)["chat_template_sha256"] != recorded["chat_template_sha256"]
 
 
 def test_a_model_that_fails_to_load_is_named_not_a_benchmark(tmp_path, monkeypatch, capsys):
