@@ -101,6 +101,42 @@ def test_example_runs_in_a_matrix_and_reaches_results_and_report(site, tmp_path)
     assert "example-vqa" in report.stdout and "example-vqa-judged" in report.stdout
 
 
+@pytest.mark.parametrize(
+    ("layout", "expected"),
+    [
+        ({}, "questions.jsonl does not exist"),
+        ({"questions.jsonl": '{"id": "q1"}\n'}, "questions.jsonl:1: bad item"),
+    ],
+    ids=["missing", "malformed"],
+)
+def test_a_bad_data_folder_is_one_line_before_anything_trains(site, tmp_path, layout, expected):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, text in layout.items():
+        (data / name).write_text(text)
+    env = clean_env(PYTHONPATH=str(site))
+    out = tmp_path / "run"
+    for command in ("plan", "run"):
+        refused = _harness(
+            command,
+            "--matrix",
+            "sizes=tiny-1m",
+            "methods=lora",
+            "--benchmarks",
+            "example-vqa",
+            "--data",
+            f"example-vqa={data}",
+            "--out",
+            out,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], refused.stderr
+        assert not out.exists()  # refused before stage 1: nothing trained, nothing written
+
+
 @pytest.mark.slow
 def test_example_in_a_fresh_venv_runs_a_real_tiny_lora_matrix(tmp_path):
     """What CI shows: pip install the example, `harness plugins` lists it, a real cell runs."""

@@ -104,6 +104,12 @@ class ExampleVQA:
             }
         return record
 
+    def check(self, source: DataSource, ctx: EvalContext) -> None:
+        """Before anything trains: a --data folder is loaded once (a few small files, no image
+        decoded), so a missing or malformed one is one line, not a failed generate step."""
+        if source.kind != "synthetic":  # the shipped set is known to be good
+            self.load(source, ctx)
+
     def load(self, source: DataSource, ctx: EvalContext) -> list[Item]:
         root = _data_root(source)
         items = []
