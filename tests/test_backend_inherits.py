@@ -125,6 +125,31 @@ def test_one_warning_per_pair_of_methods_whatever_the_number_of_cells(plugins):
     assert not any("rank" in line for line in lines)  # vera has no rank: nothing to compare
 
 
+def test_rank_and_steps_that_differ_by_accident_are_named_too():
+    class _Narrow:
+        @hookimpl
+        def register_backends(self, register):
+            register(_Adapter("narrow", defaults={"lora_rank": 8}))  # a default, not a choice
+
+    registry = load_registry()
+    stage2 = dict(registry.experiment("default").stage2)
+    stage2["tiny"] = {**stage2["tiny"], "lora": {**stage2["tiny"]["lora"], "max_steps": 100}}
+    plugins = load_plugins(extra=[_Narrow()])
+    cells, exp, registry = _cells(
+        plugins,
+        "sizes=tiny-1m",
+        "methods=lora,narrow",
+        experiment={"stage2": stage2},
+    )
+    got = _by_method(cells)
+    assert (got["narrow"].lora_rank, got["narrow"].max_steps) == (8, 400)
+    (line,) = comparison_warnings(cells, exp.stage2, registry.methods, plugins)
+    assert line.startswith(
+        "lora and narrow differ in lr (0.002 vs 0.0001), rank (16 vs 8), steps (100 vs 400) "
+        "in 2 cells: narrow has no lr or rank or steps of its own"
+    ), line
+
+
 def test_the_default_experiments_own_choices_give_no_warning(plugins):
     cells, exp, registry = _cells(plugins)  # full 1e-3 against LoRA's 2e-3, both by name
     assert {c.stage2.method for c in cells} == {"full", "lora", "qlora"}
