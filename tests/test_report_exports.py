@@ -83,6 +83,14 @@ def test_csv_values_are_clean_numbers_with_flags_apart(exported):
     assert sum(r["source"] == "paper" for r in rows) == 9
 
 
+def test_a_plugin_benchmarks_every_metric_is_in_its_csv(exported):
+    (row,) = csv.DictReader((exported / "benchmark-pope.csv").open())
+    got = {k: row[k] for k in ("f1", "acc", "precision", "recall", "yes_ratio")}
+    assert got == {"f1": "85.3", "acc": "86.0", "precision": "88.4", "recall": "82.4",
+                   "yes_ratio": "46.6"}  # fmt: skip
+    assert "adversarial/f1" not in row  # per-category numbers stay in results.json
+
+
 def test_json_keeps_unrounded_values(exported):
     report = json.loads((exported / "report.json").read_text())
     table2 = next(t for t in report["tables"] if t["key"] == "table2")
