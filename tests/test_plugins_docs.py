@@ -146,3 +146,13 @@ def test_links_between_pages_resolve(page):
 def test_guides_python_blocks_are_valid_python(page):
     for block in _code_blocks(DOCS / page):
         ast.parse(block)
+
+
+def test_every_peft_helper_is_in_the_backend_guides_table():
+    from harness.train import peft_helpers
+
+    guide = (DOCS / "writing-a-backend.md").read_text()
+    table = guide.split("`harness.train.peft_helpers`:\n", 1)[1].split("\n\n", 1)[0]
+    documented = {name for cell in re.findall(r"^\| ([^|]+) \|", table, re.M)
+                  for name in re.findall(r"`(\w+)", cell)}  # fmt: skip
+    assert set(peft_helpers.__all__) <= documented, set(peft_helpers.__all__) - documented
