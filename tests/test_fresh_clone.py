@@ -18,8 +18,6 @@ from pathlib import Path
 import pytest
 from _paths import ROOT, SKIP_REASON
 
-pytestmark = pytest.mark.slow
-
 SKIPPED = {".git", ".venv", "runs", "build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache"}
 
 
@@ -39,6 +37,7 @@ def _modules_using_protocol_files() -> list[str]:
     return [p.name for p in tests if re.search(r"protocol_(file|mirror)\(", p.read_text())]
 
 
+@pytest.mark.slow
 def test_suite_in_a_lone_copy_skips_protocol_tests_and_fails_nothing(tmp_path):
     clone = _copy_project(tmp_path / "alone" / "project")
     assert [p.name for p in clone.parent.iterdir()] == ["project"]
@@ -66,3 +65,19 @@ def test_suite_in_a_lone_copy_skips_protocol_tests_and_fails_nothing(tmp_path):
     assert re.search(r"\d+ passed", summary) and re.search(r"\d+ skipped", summary), summary
     skips = [line for line in run.stdout.splitlines() if line.startswith("SKIPPED")]
     assert skips and all(SKIP_REASON in line for line in skips), summary
+
+
+# A path beside the project (the tests once read the protocol files from ../shared/upstream).
+OUTSIDE = re.compile(r"ROOT\.parent\b|\.parents\[[2-9]\]|[\"']\.\./|[\"']shared[\"']")
+
+
+def test_no_test_reaches_beside_the_project():
+    """The lone copy above runs the modules that ask for protocol files; this catches a module
+    that would read a folder beside the project without asking, wherever it is in tests/."""
+    offending = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "tests").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if OUTSIDE.search(line) and "OUTSIDE = re.compile" not in line
+    ]
+    assert not offending, "tests must reach protocol files through _paths:\n" + "\n".join(offending)
