@@ -75,7 +75,14 @@ class Plugins:
                     raise UserError(message)
         from harness.config.registry import lookup  # pydantic and the registry only when needed
 
-        return known[lookup(name, known, kind)]
+        try:
+            return known[lookup(name, known, kind)]
+        except UserError as exc:
+            if not self.refused:
+                raise
+            # the name may be one a refused plugin would have registered: say where to look
+            problems = f"{len(self.refused)} plugin problem{'s' * (len(self.refused) > 1)}"
+            raise UserError(f"{exc}; `harness plugins` lists {problems}") from None
 
     def backend(self, name: str) -> TrainingBackend:
         return self.get("backend", name)
