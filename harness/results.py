@@ -66,6 +66,14 @@ class TrainRecord(Model):
     first_loss: float | None = None
     last_loss: float | None = None
     launch_command: list[str] | None = None
+    # After the first steps (harness.train.measure.STEADY_SKIP_*): what a longer stage tends to.
+    steady_tokens_per_s: float | None = None
+    steady_mfu: float | None = None
+    # How the stage was tuned for its device (harness.train.tuning); None in older records.
+    attention: str | None = None
+    loader_workers: int | None = None
+    gradient_checkpointing: bool | None = None
+    compiled: bool | None = None
 
 
 class CostRecord(Model):

@@ -142,6 +142,16 @@ class QuantSpec(Spec):
     norms_fp32: bool = True
 
 
+# TrainSpec fields added after step keys existed, and the value at which the dump omits them.
+TRAIN_FIELDS_LEFT_OUT_AT = (
+    ("packing", False),
+    ("auto_checkpointing", True),
+    ("attention", "auto"),
+    ("compile", False),
+    ("dataloader_workers", None),
+)
+
+
 class TrainSpec(Spec):
     """One training stage's hyperparameters."""
 
@@ -162,7 +172,16 @@ class TrainSpec(Spec):
     zero_stage: Literal[0, 1, 2, 3] | None = None
     nodes: AtLeastOne | None = None  # nodes this stage trains on (None = the hardware's)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # Recompute activations in the backward: always (true), or only on a GPU whose free memory
+    # the stage would exceed without it (auto_checkpointing, harness.train.tuning).
     gradient_checkpointing: bool = False
+    auto_checkpointing: bool = True
+    # Device tuning (harness.train.tuning), none of which changes what trains: the attention
+    # kernel (`auto`: flash attention 2 on a GPU that has it, else the model's own),
+    # torch.compile, and data loader workers (None: none on CPU, a few per GPU).
+    attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = "auto"
+    compile: bool = False
+    dataloader_workers: NonNegativeInt | None = None
     # Padding-free batches (harness.train.packing): on wherever the model's attention honours
     # packed position ids (all of transformers' own); where not, padded length-grouped batches.
     packing: bool = True
@@ -170,12 +189,14 @@ class TrainSpec(Spec):
     seed: NonNegativeInt = 0
 
     @model_serializer(mode="wrap")
-    def _omit_no_packing(self, handler: Any) -> dict[str, Any]:
-        """`packing = false` is left out of the dump: a step trained on padded batches keeps
-        the key it had before the field existed; a packed one (the default) gets its own."""
+    def _keys_from_before_new_fields(self, handler: Any) -> dict[str, Any]:
+        """Fields added later are left out of the dump at the value that trains as before, so
+        a step keeps the key it had before they existed: `packing = false` (a packed stage,
+        the default, gets its own key) and the device tuning at its defaults."""
         data = handler(self)
-        if not self.packing:
-            data.pop("packing", None)
+        for name, default in TRAIN_FIELDS_LEFT_OUT_AT:
+            if name in data and data[name] == default:
+                data.pop(name)
         return data
 
     @field_validator("lr")

@@ -29,6 +29,7 @@ from harness.train.settings import (
     resolve_precision,
     warmup_steps,
 )
+from harness.train.tuning import LOADER_PREFETCH, Tuning, checkpointing_for, loader_workers
 
 CHECKPOINTS = "checkpoints"
 CHECKPOINTS_PER_STAGE = 5  # saves spread over the stage; only the last one is kept
@@ -56,6 +57,7 @@ class Outcome:
     meter: Meter
     steps: int
     resumed_from: str | None
+    tuning: Tuning
 
 
 class _Samples:
@@ -100,6 +102,7 @@ def _trainer_class() -> type:
             if logs and "loss" in logs:
                 self.meter.totals.losses.append(float(logs["loss"]))
                 step = state.global_step
+                self.meter.mark(step)  # the loss is on the host: the step's work is done
                 if step == 1 or step % self.every == 0 or step == state.max_steps:
                     self.log(f"step {step}/{state.max_steps} loss {float(logs['loss']):.4f}")
 
@@ -154,7 +157,28 @@ def single_process_env() -> None:
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
 
 
-def training_arguments(run: StageRun, steps: int) -> Any:
+def tuning_for(run: StageRun) -> Tuning:
+    """The stage's device tuning (harness.train.tuning), logged once."""
+    from harness.train.packing import attention_implementation
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    plan = batch_plan(run.train, world)
+    checkpointing, why = checkpointing_for(run.model, run.train, plan.micro, world, run.gpus)
+    tuning = Tuning(
+        attention=attention_implementation(run.model),
+        loader_workers=loader_workers(run.train, run.gpus),
+        gradient_checkpointing=checkpointing,
+        compiled=run.train.compile,
+    )
+    run.log(
+        f"tuning: attention {tuning.attention}, {tuning.loader_workers} loader workers, "
+        f"gradient checkpointing {'on' if checkpointing else 'off'} ({why}), "
+        f"torch.compile {'on' if tuning.compiled else 'off'}"
+    )
+    return tuning
+
+
+def training_arguments(run: StageRun, steps: int, tuning: Tuning) -> Any:
     from transformers import TrainingArguments
 
     train = run.train
@@ -162,6 +186,7 @@ def training_arguments(run: StageRun, steps: int) -> Any:
     plan = batch_plan(train, world)
     precision = resolve_precision(train, run.gpus)
     on_cpu = run.gpus == 0
+    workers = tuning.loader_workers
     if run.deepspeed is not None:
         single_process_env()
     return TrainingArguments(
@@ -177,7 +202,11 @@ def training_arguments(run: StageRun, steps: int) -> Any:
         optim="adamw_torch" if on_cpu else "adamw_torch_fused",
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        activation_checkpointing=train.gradient_checkpointing,
+        activation_checkpointing=tuning.gradient_checkpointing,
+        # Non-reentrant: inputs that need no gradient (frozen embeddings under LoRA) still get
+        # the adapters' gradients through recomputed layers.
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        torch_compile=tuning.compiled,
         logging_steps=1,
         save_strategy="steps",
         save_steps=max(MIN_SAVE_STEPS, -(-steps // CHECKPOINTS_PER_STAGE)),
@@ -187,7 +216,9 @@ def training_arguments(run: StageRun, steps: int) -> Any:
         report_to=[],
         disable_tqdm=True,
         remove_unused_columns=False,
-        dataloader_num_workers=0,
+        dataloader_num_workers=workers,
+        dataloader_prefetch_factor=LOADER_PREFETCH if workers else None,
+        dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=not on_cpu,
         use_cpu=on_cpu and run.deepspeed is None,
         deepspeed=copy.deepcopy(run.deepspeed) if run.deepspeed is not None else None,
@@ -211,7 +242,8 @@ def run_stage(run: StageRun) -> Outcome:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     plan = batch_plan(run.train, world)
     steps = planned_steps(run.train, len(run.samples), plan)
-    args = training_arguments(run, steps)
+    tuning = tuning_for(run)
+    args = training_arguments(run, steps, tuning)
     meter = Meter()
     sampler = None
     if run.group_by_modality:
@@ -252,7 +284,7 @@ def run_stage(run: StageRun) -> Outcome:
             trainer.train(resume_from_checkpoint=resume)
     finally:
         meter.stop()
-    return Outcome(trainer, meter, trainer.state.global_step, resume)
+    return Outcome(trainer, meter, trainer.state.global_step, resume, tuning)
 
 
 def _threads_for(model: Any):

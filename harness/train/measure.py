@@ -19,6 +19,9 @@ from harness.specs import CellSpec, HardwareSpec
 from harness.train.params import count_params, params_of, trainable_parts
 
 METER_FILE = "harness_meter.json"
+# The steady state leaves out a stage's first steps (optimizer creation, first allocations,
+# compilation, loader start-up): a tenth of the steps, at least one, at most ten.
+STEADY_SKIP_SHARE, STEADY_SKIP_MAX = 0.1, 10
 
 
 @dataclass
@@ -36,6 +39,20 @@ class Meter:
     def __init__(self) -> None:
         self.totals = Totals()
         self._started: float | None = None
+        self._marks: list[tuple[float, int]] = []  # (time, tokens so far) after each step
+
+    def mark(self, step: int) -> None:
+        """Step `step` has finished (its loss is on the host)."""
+        self._marks.append((time.perf_counter(), self.totals.tokens))
+
+    def steady(self) -> tuple[int, float] | None:
+        """(tokens, seconds) of the steps this process ran after the skipped first ones; None
+        when too few ran to tell."""
+        skip = max(1, min(STEADY_SKIP_MAX, int(len(self._marks) * STEADY_SKIP_SHARE)))
+        if len(self._marks) < skip + 2:
+            return None
+        (t0, tokens0), (t1, tokens1) = self._marks[skip], self._marks[-1]
+        return (tokens1 - tokens0, t1 - t0) if t1 > t0 else None
 
     def start(self) -> None:
         self._started = time.perf_counter()
@@ -106,12 +123,18 @@ def build_record(
     total: int,
     flops: float,
     launch_command: list[str] | None = None,
+    tuning: Any = None,
 ) -> TrainRecord:
     t = meter.totals
     wall = max(meter.elapsed(), 1e-9)
     devices = max(1, gpus)  # the CPU counts as one device
     peak = hardware.peak_tflops_bf16
     mfu = flops / (wall * devices * peak * 1e12) if (peak and gpus > 0) else None
+    steady = meter.steady()
+    steady_rate = steady[0] / steady[1] if steady else None
+    steady_mfu = None
+    if steady_rate is not None and mfu is not None and t.tokens:
+        steady_mfu = flops / t.tokens * steady_rate / (devices * peak * 1e12)
     return TrainRecord(
         stage=stage,
         method=method,
@@ -130,6 +153,12 @@ def build_record(
         first_loss=t.losses[0] if t.losses else None,
         last_loss=t.losses[-1] if t.losses else None,
         launch_command=launch_command,
+        steady_tokens_per_s=steady_rate,
+        steady_mfu=steady_mfu,
+        attention=tuning.attention if tuning else None,
+        loader_workers=tuning.loader_workers if tuning else None,
+        gradient_checkpointing=tuning.gradient_checkpointing if tuning else None,
+        compiled=tuning.compiled if tuning else None,
     )
 
 
@@ -172,4 +201,5 @@ def stage_record(
         trainable=trainable,
         total=total,
         flops=flops,
+        tuning=outcome.tuning,
     )

@@ -17,6 +17,7 @@ from harness.train.measure import measured, stage_record
 from harness.train.packing import pack_mode
 from harness.train.params import count_params, trainable_parts
 from harness.train.settings import cuda_devices, inside_launcher
+from harness.train.tuning import apply_attention
 
 CPU_WORLD_TIMEOUT_S = 300  # a collective waits this long for a peer before failing
 
@@ -90,6 +91,7 @@ def train_stage2(
         f"stage 2: {backend.name} on {cell.model.size.name}, {trainable:,} of {total:,} "
         f"parameters train ({', '.join(sorted(trainable_parts(bundle.model)))})"
     )
+    apply_attention(bundle.model, train, gpus, log)
     outcome = run_stage(
         StageRun(
             model=bundle.model,

@@ -29,6 +29,7 @@ from harness.train.settings import (
     planned_world,
 )
 from harness.train.stage2 import train_stage2
+from harness.train.tuning import apply_attention
 
 STAGE1_FILE = "projector.safetensors"
 Log = Callable[[str], None]
@@ -54,6 +55,7 @@ def run_stage1(cell: CellSpec, out_dir: Path, log: Log) -> TrainRecord:
     log(
         f"stage 1: {cell.model.size.name} projector {cell.model.projector}, {len(samples)} captions"
     )
+    apply_attention(bundle.model, train, gpus, log)
     packing = pack_mode(bundle.model, train, log)
     outcome = run_stage(
         StageRun(

@@ -84,8 +84,10 @@ class LoRA(Stage2Backend):
         if quantization is None:
             return apply_lora(bundle, train)
         dtype = floating_dtype(bundle.model)
+        # Checkpointing, where a stage has it, is the Trainer's (non-reentrant, so inputs need
+        # no gradient of their own): harness.train.tuning decides it once the model is placed.
         bundle.model = prepare_model_for_kbit_training(
-            bundle.model, use_gradient_checkpointing=train.gradient_checkpointing
+            bundle.model, use_gradient_checkpointing=False
         )
         bundle = apply_lora(bundle, train)
         llava_qlora_dtypes(bundle.model, dtype, norms_fp32=quantization.norms_fp32)
