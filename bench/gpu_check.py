@@ -6,8 +6,13 @@ full, LoRA (r 64, alpha 128) and QLoRA (4-bit NF4 LLM) trains through the harnes
 loop and backends, in bf16, on random tokens; the table gives tokens/s, MFU (against the
 card's bf16 peak) and peak memory. `--smoke` runs the same code at toy width on any device.
 
+`--variants before,after` trains each method twice on the same card in one process: `before`
+with the settings the harness had before its device tuning (the model's SDPA, no loader
+workers, no compile, no automatic checkpointing), `after` with harness.train.tuning's automatic
+choices and torch.compile; it prints `RATIO tuned_<method> <after / before steady tokens/s>`.
+
     python bench/gpu_check.py [--steps 24] [--baseline] [--seq 1024] [--micro 8] [--smoke]
-                               [--json FILE]
+                               [--variants before,after] [--no-compile] [--json FILE]
 """
 
 from __future__ import annotations
@@ -137,7 +142,22 @@ def collate(items: list[dict]) -> dict:
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
-def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
+def tuning_settings(variant: str, args) -> dict:
+    """TrainSpec fields of a variant (see the module docstring)."""
+    if variant == "before":
+        return dict(
+            attention="sdpa",
+            dataloader_workers=0,
+            compile=False,
+            auto_checkpointing=False,
+            gradient_checkpointing=args.checkpointing,
+        )
+    if variant == "after":
+        return dict(compile=not args.no_compile, gradient_checkpointing=args.checkpointing)
+    raise SystemExit(f"unknown variant {variant!r} (before, after)")
+
+
+def run_method(method: str, args, dims: dict, folder: Path, hardware, variant: str) -> dict:
     from harness_plugins.backends.full import FullFineTune
     from harness_plugins.backends.lora import LoRA
     from harness_plugins.backends.qlora import QLoRA
@@ -146,6 +166,7 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
     from harness.train.loop import StageRun, finish, run_stage
     from harness.train.measure import build_record, model_flops
     from harness.train.params import count_params, params_of, trainable_parts
+    from harness.train.tuning import apply_attention
 
     backend = {"full": FullFineTune(), "lora": LoRA(), "qlora": QLoRA()}[method]
     gpus = 1 if torch.cuda.is_available() else 0
@@ -163,12 +184,13 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
         precision=precision,
         seed=0,
         max_length=args.seq,
-        gradient_checkpointing=args.checkpointing,
+        **tuning_settings(variant, args),
     )
     if gpus:
         torch.cuda.reset_peak_memory_stats()
     bundle = SimpleNamespace(model=build_model(dims, folder, dtype, method == "qlora"))
     bundle = backend.prepare(bundle, train)
+    apply_attention(bundle.model, train, gpus, print)
     data = RandomBatches(args.steps * args.micro, args.seq, dims)
     stamps: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as out:
@@ -205,14 +227,21 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware) -> dict:
         trainable=trainable,
         total=total,
         flops=flops,
+        tuning=outcome.tuning,
     )
     del outcome
     gc.collect()
     if gpus:
         torch.cuda.empty_cache()
     result = record.model_dump()
-    result["steady_tokens_per_s"] = steady_rate(stamps, args)
-    if args.baseline:
+    result["variant"] = variant
+    result["record_steady_tokens_per_s"] = result["steady_tokens_per_s"]  # the meter's window
+    result["steady_tokens_per_s"] = steady_rate(stamps, args)  # the bare loop's window
+    if result["mfu"] and result["steady_tokens_per_s"]:
+        result["steady_mfu"] = (
+            result["mfu"] * result["steady_tokens_per_s"] / result["tokens_per_s"]
+        )
+    if args.baseline and variant == "before":
         bare, bare_steady = bare_loop(model, data, args, dtype)
         result["bare_tokens_per_s"], result["bare_steady_tokens_per_s"] = bare, bare_steady
         result["harness_vs_bare"] = result["tokens_per_s"] / bare
@@ -284,6 +313,40 @@ def fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def print_table(rows: list) -> None:
+    """One row per method and variant: whole-stage and steady figures, the tuning used."""
+    print(
+        "| method | variant | attention | workers | ckpt | compile | tokens/s | MFU "
+        "| steady tokens/s | steady MFU | peak MiB | loss first->last | bare steady "
+        "| steady ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for method, r, _ in rows:
+        print(
+            f"| {method} | {r['variant']} | {r['attention']} | {r['loader_workers']} | "
+            f"{'on' if r['gradient_checkpointing'] else 'off'} | "
+            f"{'on' if r['compiled'] else 'off'} | {r['tokens_per_s']:.0f} | {pct(r['mfu'])} | "
+            f"{fmt(r.get('steady_tokens_per_s'))} | {pct(r.get('steady_mfu'))} | "
+            f"{r['peak_mem_mb']:.0f} | {r['first_loss']:.3f}->{r['last_loss']:.3f} | "
+            f"{fmt(r.get('bare_steady_tokens_per_s'))} | "
+            f"{fmt(r.get('steady_harness_vs_bare'), 2)} |"
+        )
+    print(f"(trainable / total parameters: {', '.join(params_line(rows))})")
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def params_line(rows: list) -> list[str]:
+    seen = {}
+    for method, r, _ in rows:
+        seen.setdefault(
+            method, f"{method} {r['trainable_params'] / 1e6:.1f}M / {r['total_params'] / 1e6:.1f}M"
+        )
+    return list(seen.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=24)  # under 25: no mid-stage checkpoint
@@ -293,7 +356,9 @@ def main() -> int:
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--micro", type=int, default=8)
     parser.add_argument("--methods", default="full,lora,qlora")
-    parser.add_argument("--checkpointing", action="store_true")
+    parser.add_argument("--checkpointing", action="store_true", help="force checkpointing on")
+    parser.add_argument("--variants", default="before", help="before, after, or both")
+    parser.add_argument("--no-compile", action="store_true", help="`after` without compile")
     parser.add_argument("--smoke", action="store_true", help="toy width, runs on CPU too")
     parser.add_argument("--json", type=Path, help="also write the table's records here")
     args = parser.parse_args()
@@ -308,37 +373,37 @@ def main() -> int:
     dims = SMOKE if args.smoke else REAL
     if args.smoke:
         args.seq = min(args.seq, 64)
+    variants = args.variants.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
-            started = time.perf_counter()
-            rec = run_method(method, args, dims, Path(tmp) / "model", hardware)
-            rows.append((method, rec, time.perf_counter() - started))
-            print(f"{method}: done in {rows[-1][2]:.0f} s", flush=True)
+            for variant in variants:
+                started = time.perf_counter()
+                rec = run_method(method, args, dims, Path(tmp) / "model", hardware, variant)
+                rows.append((method, rec, time.perf_counter() - started))
+                print(f"{method} ({variant}): done in {rows[-1][2]:.0f} s", flush=True)
     print(
         f"\ndevice: {name}; peak bf16 {peak} TFLOP/s; LLaVA with LLM width {dims['hidden']} x "
         f"{dims['layers']} layers; seq {args.seq}; micro batch {args.micro}; {args.steps} steps"
     )
-    print(
-        "| method | trainable | total | tokens/s | samples/s | MFU | peak MiB | loss first->last "
-        "| bare loop tokens/s | harness / bare | steady tokens/s | bare steady | steady ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print_table(rows)
+    before = {m: r for m, r, _ in rows if r["variant"] == "before"}
     for method, r, _ in rows:
-        mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
-        print(
-            f"| {method} | {r['trainable_params'] / 1e6:.1f}M | {r['total_params'] / 1e6:.1f}M | "
-            f"{r['tokens_per_s']:.0f} | {r['samples_per_s']:.2f} | {mfu} | "
-            f"{r['peak_mem_mb']:.0f} | {r['first_loss']:.3f}->{r['last_loss']:.3f} | "
-            f"{fmt(r.get('bare_tokens_per_s'))} | {fmt(r.get('harness_vs_bare'), 2)} | "
-            f"{fmt(r.get('steady_tokens_per_s'))} | {fmt(r.get('bare_steady_tokens_per_s'))} | "
-            f"{fmt(r.get('steady_harness_vs_bare'), 2)} |"
-        )
+        base = before.get(method)
+        if r["variant"] == "after" and base and base["steady_tokens_per_s"]:
+            ratio = r["steady_tokens_per_s"] / base["steady_tokens_per_s"]
+            print(f"RATIO tuned_{method} {ratio:.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         setup = {k: getattr(args, k) for k in ("steps", "seq", "micro", "checkpointing")}
         body = {"device": name, "peak_tflops_bf16": peak, "llm": dims["hidden"], **setup}
-        body["methods"] = {method: {**r, "seconds": round(s, 1)} for method, r, s in rows}
+        body["methods"] = {
+            f"{method}/{r['variant']}" if len(variants) > 1 else method: {
+                **r,
+                "seconds": round(t, 1),
+            }
+            for method, r, t in rows
+        }
         args.json.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
     return 0
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# GPU check for an NVIDIA machine (about 6 minutes), in three parts, each under its own timeout:
+# GPU check for an NVIDIA machine, in four parts, each under its own timeout:
 #  1. bench/gpu_check.py: a randomly initialised real-width LLaVA (~1.3B LLaMA + CLIP ViT-L/14)
-#     trained with full, LoRA and QLoRA through the harness: tokens/s, MFU, peak memory, and
-#     the ratio to a bare PyTorch loop over the same model and batches;
+#     trained with full, LoRA and QLoRA through the harness: tokens/s, MFU (whole stage and
+#     steady), peak memory, the ratio to a bare PyTorch loop over the same model and batches,
+#     each method before and after the device tuning (harness.train.tuning: attention kernel,
+#     loader workers, checkpointing by memory, torch.compile) with RATIO tuned_<method> lines;
 #  2. tests/test_gpu.py: each backend trains on the GPU, evaluation moves there, GPU answers
 #     match the CPU's;
-#  3. a short end-to-end `harness run` of bench/gpu_smoke.toml (worker pool, 4-bit load, costs).
+#  3. a short end-to-end `harness run` of bench/gpu_smoke.toml (worker pool, 4-bit load, costs);
+#  4. full fine-tuning, tuned, over a 200-step stage: the whole stage's MFU beside the steady one.
 # Skips cleanly where there is no GPU. Logs and results go to $GPU_CHECK_OUT
 # (default bench/out/gpu_check); GPU_CHECK_PARTS="1" (or "2 3", ...) runs only those parts.
 # Part 3 needs tiny-1m's foundations (about 4 minutes to build on one core): where HARNESS_CACHE
@@ -44,21 +47,27 @@ if [ -z "${HARNESS_CACHE:-}" ] && [ -d bench/out/gpu_cache ]; then
 fi
 
 status=0
-PARTS=" ${GPU_CHECK_PARTS:-1 2 3} "
+PARTS=" ${GPU_CHECK_PARTS:-1 2 3 4} "
 if [[ "$PARTS" == *" 1 "* ]]; then
-  echo "== 1/3 training throughput per method"
-  timeout 240 "$PY" bench/gpu_check.py --baseline --json "$OUTDIR/gpu_check.json" "$@" || status=1
+  echo "== 1/4 training throughput per method"
+  timeout 420 "$PY" bench/gpu_check.py --baseline --variants before,after \
+    --json "$OUTDIR/gpu_check.json" "$@" || status=1
 fi
 if [[ "$PARTS" == *" 2 "* ]]; then
-  echo "== 2/3 tests/test_gpu.py"
+  echo "== 2/4 tests/test_gpu.py"
   timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 if [[ "$PARTS" == *" 3 "* ]]; then
-  echo "== 3/3 harness run --config bench/gpu_smoke.toml"
+  echo "== 3/4 harness run --config bench/gpu_smoke.toml"
   timeout 180 "$PY" -m harness run \
     --config bench/gpu_smoke.toml --out "$OUTDIR/smoke" 2>&1 | tail -40
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
+if [[ "$PARTS" == *" 4 "* ]]; then
+  echo "== 4/4 full fine-tuning, tuned, 200 steps: whole stage against steady"
+  timeout 240 "$PY" bench/gpu_check.py --methods full --variants after --steps 200 \
+    --json "$OUTDIR/gpu_check_200.json" || status=1
 fi
 echo "gpu_check: $([ $status -eq 0 ] && echo all parts passed || echo a part FAILED)"
 exit $status
