@@ -346,6 +346,7 @@ def test_stage2_on_two_cpu_ranks_runs_as_two_slurm_tasks(cluster, project):
     # rank 0's log: one world of two ranks split the global batch of 16, no launcher between
     log = (run / "logs" / (stage2.replace("/", "__") + ".log")).read_text()
     assert "steps of 16 (2 x 8 x 1)" in log, log
+    assert re.search(r"DeepSpeed engine: ZeRO-[23] over 2 rank\(s\)", log), log
     plan = Plan.load(run)
     record = json.loads((plan.store.step_dir(plan.step(stage2).key) / "record.json").read_text())
     assert record["launch_command"] is None and record["steps"] == 5

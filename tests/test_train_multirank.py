@@ -206,6 +206,7 @@ def test_the_exact_launch_command_is_in_the_results(zero3, one_rank):
     log = zero3.log_file.read_text()
     assert f"launching: {shlex.join(cmd)}" in log and "HARNESS_HOSTFILE" not in log
     assert "dist_world_size=2" in log  # the launcher's own report of the world it started
+    assert "DeepSpeed engine: ZeRO-3 over 2 rank(s)" in log  # the engine rank 0 trained in
     assert one_rank[SHORT].record["launch_command"] is None
 
 

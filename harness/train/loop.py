@@ -284,6 +284,12 @@ def run_stage(run: StageRun) -> Outcome:
             trainer.train(resume_from_checkpoint=resume)
     finally:
         meter.stop()
+    engine = trainer.model_wrapped
+    if trainer.is_deepspeed_enabled and hasattr(engine, "zero_optimization_stage"):
+        run.log(
+            f"DeepSpeed engine: ZeRO-{engine.zero_optimization_stage()} over "
+            f"{engine.dp_world_size} rank(s)"
+        )
     return Outcome(trainer, meter, trainer.state.global_step, resume, tuning)
 
 
