@@ -8,6 +8,8 @@ exercise the real assembly, collation and training code in seconds.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +225,23 @@ class Spy:
 
         after = snapshot(self.model)
         return {n for n, v in after.items() if not (v - self.before[n]).abs().max() <= atol}
+
+
+@contextmanager
+def world_after_stage1(root: Path) -> Iterator[World]:
+    """The tiny world under `root` with stage 1 trained (world.stage1_dir, world.stage1), on
+    one thread as the training tests run; the patches are undone on exit."""
+    import pytest
+    import torch
+
+    from harness.train import run_stage1
+
+    torch.set_num_threads(1)
+    mp = pytest.MonkeyPatch()
+    try:
+        world = open_world(root, mp)
+        world.stage1_dir = root / "stage1"
+        world.stage1 = run_stage1(cell(world.mix, "full"), world.stage1_dir, lambda line: None)
+        yield world
+    finally:
+        mp.undo()

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from _train_fixtures import cell, open_world
+from _train_fixtures import cell, world_after_stage1
 from harness_plugins.backends.full import FullFineTune
 from harness_plugins.backends.lora import LoRA
 from harness_plugins.backends.qlora import QLoRA
@@ -37,14 +37,8 @@ BACKENDS = {"full": FullFineTune(), "lora": LoRA(), "qlora": QLoRA()}
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    torch.set_num_threads(1)
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("packing")
-    w = open_world(root, mp)
-    w.stage1_dir = root / "stage1"
-    w.stage1 = run_stage1(cell(w.mix, "full"), w.stage1_dir, lambda line: None)
-    yield w
-    mp.undo()
+    with world_after_stage1(tmp_path_factory.mktemp("packing")) as w:
+        yield w
 
 
 def _samples(world) -> list[ConversationSample]:

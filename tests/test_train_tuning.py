@@ -9,12 +9,11 @@ where they can, and the GPU-only facts are given to the decision functions as nu
 from __future__ import annotations
 
 import pytest
-import torch
-from _train_fixtures import cell, open_world
+from _train_fixtures import cell, world_after_stage1
 from harness_plugins.backends.lora import LoRA
 
 from harness.specs import HardwareSpec, TrainSpec
-from harness.train import run_stage1, run_stage2
+from harness.train import run_stage2
 from harness.train import tuning as tuning_mod
 from harness.train.measure import Meter, build_record
 from harness.train.tuning import (
@@ -30,16 +29,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    torch.set_num_threads(1)
-    mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("tuning")
-    w = open_world(root, mp)
-    w.stage1_dir = root / "stage1"
-    run_stage1(cell(w.mix, "full"), w.stage1_dir, lambda line: None)
-    w.lines = []
-    w.default = run_stage2(cell(w.mix, "lora"), LoRA(), w.stage1_dir, root / "s2", w.lines.append)
-    yield w
-    mp.undo()
+    with world_after_stage1(root) as w:
+        w.lines = []
+        spec = cell(w.mix, "lora")
+        w.default = run_stage2(spec, LoRA(), w.stage1_dir, root / "s2", w.lines.append)
+        yield w
 
 
 def test_a_default_cpu_stage_records_its_tuning_and_steady_throughput(world):
