@@ -81,6 +81,19 @@ def build_llava_hf(
     return folder
 
 
+def as_hub_download(folder: Path, hub_cache: Path, repo: str, revision: str = "c" * 40) -> Path:
+    """`folder` laid out as the local hub cache holds a downloaded `repo`: refs/main naming
+    the revision, the files under snapshots/REVISION (which the harness reads offline).
+    Returns the snapshot folder."""
+    import shutil
+
+    root = hub_cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(revision)
+    shutil.copytree(folder, root / "snapshots" / revision)
+    return root / "snapshots" / revision
+
+
 def replace_weights(folder: Path, seed: int) -> None:
     """Other random weights saved over the checkpoint's, at the same path."""
     tiny_llava(seed).model.save_pretrained(str(folder))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from _llava_hf import (
     CHATML_TEMPLATE,
+    as_hub_download,
     build_llava_hf,
     call_cli,
     drop,
@@ -197,6 +198,58 @@ def test_a_hub_id_is_keyed_by_the_revision_it_resolves_to(tmp_path, monkeypatch)
     assert first == {"hub": "llava-hf/llava-1.5-7b-hf", "revision": "a" * 40}
     (refs / "main").write_text("b" * 40 + "\n")  # the hub id moved on
     assert checkpoint_fingerprint("llava-hf/llava-1.5-7b-hf")["revision"] == "b" * 40
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch) -> Path:
+    """An empty local hub cache read offline (a download from the hub cannot be had here)."""
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    return hub
+
+
+def test_a_hub_id_is_checked_described_and_prompted_from_its_cached_files(
+    llava_hf, offline_hub, tmp_path
+):
+    from harness.errors import UserError
+
+    repo = "someone/llava-tiny-hf"
+    snapshot = as_hub_download(llava_hf, offline_hub, repo)
+    plan = plan_for(repo, tmp_path / "run")  # type: ignore[arg-type]
+    (cell,) = plan.cells.values()
+    assert {ev.benchmark: ev.prompt for ev in cell.evals}["mmbench"] == "checkpoint"
+    assert plan.experiment["prompt"]["chat_template_sha256"]  # its own template, recorded
+    assert cell.model.size.llm == repo and cell.model.resolution == 16  # its own tower's size
+    strip_image_processor(snapshot)
+    with pytest.raises(UserError, match="no image processor file"):
+        plan_for(repo, tmp_path / "run")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="not in the local hub cache"):
+        plan_for("someone/not-downloaded", tmp_path / "run")  # type: ignore[arg-type]
+
+
+def test_a_hub_id_evaluates_from_the_local_hub_cache(llava_hf, tmp_path):
+    """The whole command in its own process, as a user runs it offline."""
+    import os
+    import subprocess
+    import sys
+
+    repo = "someone/llava-tiny-hf"
+    as_hub_download(llava_hf, tmp_path / "hub", repo)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    argv = ["eval", "--model", repo, "--benchmarks", "mmlu", "--out", str(tmp_path / "run")]
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", *argv], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    (cell,) = results["cells"]
+    assert cell["model"]["size"] == repo and list(cell["benchmarks"]) == ["mmlu"]
+    # its own parameters, counted from the weights the hub cache holds
+    assert cell["model"]["params_b"] == pytest.approx(57_568 / 1e9)
 
 
 def test_a_folder_is_keyed_by_each_model_file_and_hashed_once(llava_hf, tmp_path):

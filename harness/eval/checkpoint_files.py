@@ -5,7 +5,8 @@ The fingerprint is the sha256 of every file that decides the model's answers —
 tokenizer, processor, chat template, weights (index and shards), a training output's adapter
 and manifest — so that replacing any of them at the same path gives new step keys. Weight files
 are hashed once and remembered by path, size, mtime and inode (harness.support.fingerprint). A
-hub id is keyed by the revision it resolves to.
+hub id is keyed by the revision it resolves to, and its small files (everything but the
+weights) are fetched into the local hub cache before planning and checked as a folder's are.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from harness.support.fingerprint import file_sha256
 FINGERPRINT_SUFFIXES = {".json", ".jinja", ".model", ".txt", ".safetensors", ".bin", ".tiktoken"}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+# What a hub id's checks, description and prompt read: config, tokenizer, processor, template.
+HUB_SMALL_FILES = ["*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken"]
 
 
 def _content_files(folder: Path) -> list[Path]:
@@ -57,6 +60,30 @@ def hub_revision(repo: str) -> str | None:
         return ref.read_text().strip() if ref.is_file() else None
     except Exception:  # noqa: BLE001
         return None
+
+
+def hub_snapshot(repo: str) -> Path:
+    """The local hub cache's folder of `repo` at the revision it resolves to, holding its small
+    files (fetched now unless HF_HUB_OFFLINE); one line when it cannot be had."""
+    from huggingface_hub import snapshot_download
+
+    offline = bool(os.environ.get("HF_HUB_OFFLINE"))
+    try:
+        folder = snapshot_download(
+            repo,
+            revision=hub_revision(repo),
+            allow_patterns=HUB_SMALL_FILES,
+            local_files_only=offline,
+        )
+    except Exception as exc:  # noqa: BLE001 - offline, gated, unknown id: one line
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        where = (
+            "is not in the local hub cache (HF_HUB_OFFLINE is set)"
+            if offline
+            else f"could not be fetched: {reason}"
+        )
+        raise UserError(f"--model {repo}: not a folder, and as a hub id it {where}") from None
+    return Path(folder)
 
 
 def checkpoint_fingerprint(ref: str) -> dict[str, Any]:
@@ -147,14 +174,13 @@ def _check_processor(folder: Path, config: dict[str, Any], benchmarks: list[str]
 
 def check_files(ref: str, image_benchmarks: list[str], prompt: str | None) -> Any:
     """Config, tokenizer and (when image benchmarks are selected) image processor of a
-    checkpoint folder, present and consistent: one line naming the file otherwise. Returns the
-    loaded tokenizer (None for a hub id or a training output, checked when they load)."""
+    checkpoint folder or a hub id's cached files, present and consistent: one line naming the
+    file otherwise. Returns the loaded tokenizer (None for a training output, checked when it
+    loads)."""
     from harness.eval.loading import is_bare_adapter
     from harness.train.adapters import META_FILE
 
-    folder = Path(ref)
-    if not folder.is_dir():
-        return None
+    folder = Path(ref) if Path(ref).is_dir() else hub_snapshot(ref)
     if (folder / META_FILE).is_file():
         _check_training_output(folder)
         return None

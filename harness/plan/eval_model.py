@@ -157,6 +157,19 @@ def _hub_params(repo: str) -> int | None:
     return int(sum(counts.values()))
 
 
+def _cached_params(snapshot: Path) -> int | None:
+    """A hub id's parameters from weight files already in the local hub cache, when all of
+    them are there (a first run downloads them; planning fetches only the small files)."""
+    index = snapshot / "model.safetensors.index.json"
+    if index.is_file():
+        shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+        if not shards or not all((snapshot / shard).is_file() for shard in shards):
+            return None
+    elif not (snapshot / "model.safetensors").is_file():
+        return None
+    return folder_params(snapshot)
+
+
 def _describe_training_output(folder: Path) -> CheckpointInfo | None:
     """A stage-2 adapter folder (LoRA, QLoRA, a plugin's PEFT method) described by the model
     spec it was trained from: its weights are the base model's, not in the folder."""
@@ -188,10 +201,15 @@ def describe(ref: str) -> CheckpointInfo:
         folded = _folded_away(local)
         params = folder_params(local, folded)
         name = local.name
-    else:
-        config, params, name, folded = None, _hub_params(ref), ref, ()
+    else:  # a hub id: its config from the local hub cache, fetched there first
+        from harness.eval.checkpoint_files import hub_snapshot
+
+        local = hub_snapshot(ref)
+        params = _hub_params(ref) or _cached_params(local)
+        config, name, folded = _read_config(str(local)), ref, ()
     vision = _vision(config, bool(folded))
-    return CheckpointInfo(ref, name, params, _hidden_size(config), is_multimodal(ref), vision)
+    multimodal = is_multimodal(str(local))
+    return CheckpointInfo(ref, name, params, _hidden_size(config), multimodal, vision)
 
 
 def _cell_id(name: str, old_id: str, old_size: str) -> str:
