@@ -186,3 +186,19 @@ def test_tuning_at_its_defaults_leaves_the_step_key_alone():
     for name in ("auto_checkpointing", "attention", "compile", "dataloader_workers"):
         assert name not in default.canonical()
     assert TrainSpec(method="lora", compile=True).sha256() != default.sha256()
+
+
+def test_an_attention_the_model_refuses_is_one_line_or_kept_when_automatic(world, monkeypatch):
+    from harness.errors import UserError
+    from harness.train.tuning import apply_attention
+
+    spec = cell(world.mix, "lora")
+    model = LoRA().load_model(spec.model, spec.stage2, world.stage1_dir).model
+    named = spec.stage2.model_copy(update={"attention": "flash_attention_2"})
+    with pytest.raises(UserError, match="attention 'flash_attention_2'"):
+        apply_attention(model, named, 0, lambda line: None)  # no flash_attn package here
+    # `auto` on a GPU whose flash_attn the model cannot use (its presence is given here)
+    monkeypatch.setattr(tuning_mod, "flash_attention_available", lambda: True)
+    lines: list[str] = []
+    assert apply_attention(model, spec.stage2, 1, lines.append) == "sdpa"
+    assert lines and lines[0].startswith("attention: keeping sdpa, the model refuses")

@@ -170,6 +170,10 @@ def tuning_for(run: StageRun) -> Tuning:
         gradient_checkpointing=checkpointing,
         compiled=run.train.compile,
     )
+    if tuning.loader_workers:
+        # The tokenizer's own threads are off in forked workers anyway; saying so up front
+        # spares each worker's warning about it.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run.log(
         f"tuning: attention {tuning.attention}, {tuning.loader_workers} loader workers, "
         f"gradient checkpointing {'on' if checkpointing else 'off'} ({why}), "

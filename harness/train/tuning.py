@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import UserError
 from harness.specs import TrainSpec
 
 # Below this share of the device's free memory the estimate leaves checkpointing off: the
@@ -58,9 +59,16 @@ def apply_attention(model: Any, train: TrainSpec, gpus: int, log: Callable[[str]
 
     current = attention_implementation(model)
     chosen = choose_attention(train, gpus, current)
-    if chosen != current:
+    if chosen == current:
+        return current
+    try:
         model.set_attn_implementation(chosen)
-        log(f"attention: {chosen} (was {current})")
+    except (ValueError, ImportError) as exc:
+        if train.attention != "auto":  # asked for by name: the stage cannot honour it
+            raise UserError(f"attention {chosen!r}: {exc}") from None
+        log(f"attention: keeping {current}, the model refuses {chosen} ({exc})")
+        return current
+    log(f"attention: {chosen} (was {current})")
     return chosen
 
 
