@@ -93,3 +93,22 @@ def test_a_device_mapped_model_stays_where_it_loaded():
     bundle = tiny_llava()
     bundle.model.hf_device_map = {"": "cpu"}
     assert next(place_for_eval(bundle.model).parameters()).device.type == "cpu"
+
+
+def test_the_device_tuning_on_a_gpu_trains_the_same_model(world):
+    """Loader workers by default, compile and forced checkpointing on the GPU: each is in the
+    record and gives the untuned stage's losses (bf16 numerics: a looser tolerance)."""
+    plain = cell(world.mix, "lora", dataloader_workers=0)
+    base = run_stage2(plain, LoRA(), world.stage1_dir, world.root / "t-plain", print)
+    assert base.loader_workers == 0 and base.steady_tokens_per_s
+    for setting, field in (
+        ({}, "loader_workers"),
+        ({"compile": True}, "compiled"),
+        ({"gradient_checkpointing": True}, "gradient_checkpointing"),
+    ):
+        spec = cell(world.mix, "lora", **setting)
+        name = "-".join(setting) or "auto"
+        record = run_stage2(spec, LoRA(), world.stage1_dir, world.root / f"t-{name}", print)
+        assert getattr(record, field), (setting, record)
+        assert record.first_loss == pytest.approx(base.first_loss, abs=2e-2), setting
+        assert record.steady_mfu is None or record.steady_mfu > 0
