@@ -130,7 +130,7 @@ def checkpointing_for(
         return False, "CPU: memory is not the limit"
     import torch
 
-    free, _ = torch.cuda.mem_get_info()
+    free, _ = torch.cuda.mem_get_info(int(os.environ.get("LOCAL_RANK", "0")))  # this rank's
     if needs_checkpointing(model, train, micro_batch, world, free):
         return True, f"the estimate exceeds {MEMORY_HEADROOM:.0%} of {free / 2**30:.1f} GiB free"
     return False, f"fits in {free / 2**30:.1f} GiB free without it"
