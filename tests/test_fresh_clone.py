@@ -67,7 +67,7 @@ def test_suite_in_a_lone_copy_skips_protocol_tests_and_fails_nothing(tmp_path):
     assert skips and all(SKIP_REASON in line for line in skips), summary
 
 
-# A path beside the project (the tests once read the protocol files from ../shared/upstream).
+# A path beside the project (the tests once read the protocol files from a folder there).
 OUTSIDE = re.compile(r"ROOT\.parent\b|\.parents\[[2-9]\]|[\"']\.\./|[\"']shared[\"']")
 
 
