@@ -17,6 +17,7 @@ from typing import Any
 from harness.results import TrainRecord
 from harness.specs import CellSpec, HardwareSpec
 from harness.train.params import count_params, params_of, trainable_parts
+from harness.train.tuning import Tuning
 
 METER_FILE = "harness_meter.json"
 # The steady state leaves out a stage's first steps (optimizer creation, first allocations,
@@ -123,7 +124,7 @@ def build_record(
     total: int,
     flops: float,
     launch_command: list[str] | None = None,
-    tuning: Any = None,
+    tuning: Tuning | None = None,
 ) -> TrainRecord:
     t = meter.totals
     wall = max(meter.elapsed(), 1e-9)
