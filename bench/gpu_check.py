@@ -184,6 +184,7 @@ def run_method(method: str, args, dims: dict, folder: Path, hardware, variant: s
         precision=precision,
         seed=0,
         max_length=args.seq,
+        packing=False,  # its rows are full, unpadded samples of one length: nothing to pack
         **tuning_settings(variant, args),
     )
     if gpus:

@@ -177,9 +177,10 @@ class TrainSpec(Spec):
     gradient_checkpointing: bool = False
     auto_checkpointing: bool = True
     # Device tuning (harness.train.tuning), none of which changes what trains: the attention
-    # kernel (`auto`: flash attention 2 on a GPU that has it, else the model's own),
+    # kernel (`auto`: flash attention 2 on a GPU that has it, else torch's varlen kernel for
+    # packed rows where it works there, else the model's own),
     # torch.compile, and data loader workers (None: none on CPU, a few per GPU).
-    attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = "auto"
+    attention: Literal["auto", "sdpa", "flash_attention_2", "varlen", "eager"] = "auto"
     compile: bool = False
     dataloader_workers: NonNegativeInt | None = None
     # Padding-free batches (harness.train.packing): on wherever the model's attention honours

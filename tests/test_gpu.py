@@ -112,3 +112,20 @@ def test_the_device_tuning_on_a_gpu_trains_the_same_model(world):
         assert getattr(record, field), (setting, record)
         assert record.first_loss == pytest.approx(base.first_loss, abs=2e-2), setting
         assert record.steady_mfu is None or record.steady_mfu > 0
+
+
+def test_torchs_varlen_kernel_where_it_runs_trains_packed_rows_as_sdpa_does(world):
+    """torch's varlen flash kernel on this GPU (harness.train.varlen): where it passes its
+    check, packed rows through it give SDPA's losses; where not, `auto` keeps SDPA."""
+    from harness.train import varlen
+
+    works = varlen.works_on("cuda:0", torch.bfloat16)
+    auto = run_stage2(cell(world.mix, "lora"), LoRA(), world.stage1_dir, world.root / "v-a", print)
+    if not works:
+        assert auto.attention != varlen.NAME
+        pytest.skip(f"torch {torch.__version__}'s varlen kernel does not run on this GPU")
+    assert auto.attention in (varlen.NAME, "flash_attention_2")  # FA2 where flash_attn is
+    sdpa = cell(world.mix, "lora", attention="sdpa")
+    base = run_stage2(sdpa, LoRA(), world.stage1_dir, world.root / "v-s", print)
+    assert auto.first_loss == pytest.approx(base.first_loss, abs=2e-2)
+    assert auto.last_loss == pytest.approx(base.last_loss, abs=5e-2)

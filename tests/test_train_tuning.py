@@ -9,6 +9,7 @@ where they can, and the GPU-only facts are given to the decision functions as nu
 from __future__ import annotations
 
 import pytest
+import torch
 from _train_fixtures import cell, world_after_stage1
 from harness_plugins.backends.lora import LoRA
 
@@ -202,3 +203,66 @@ def test_an_attention_the_model_refuses_is_one_line_or_kept_when_automatic(world
     lines: list[str] = []
     assert apply_attention(model, spec.stage2, 1, lines.append) == "sdpa"
     assert lines and lines[0].startswith("attention: keeping sdpa, the model refuses")
+
+
+def _sdpa_per_sequence(q, k, v, bounds, longest, scale, gqa):
+    """Stands in for torch's varlen flash kernel, which needs CUDA: SDPA over each sequence."""
+    import torch.nn.functional as F
+
+    outs = []
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        part = [t[start:end].transpose(0, 1) for t in (q, k, v)]  # (heads, tokens, dim)
+        out = F.scaled_dot_product_attention(*part, is_causal=True, scale=scale, enable_gqa=gqa)
+        outs.append(out.transpose(0, 1))
+    return torch.cat(outs)
+
+
+def test_packed_rows_find_their_sequences_and_the_kernel_is_checked_on_the_device(monkeypatch):
+    from harness.train import varlen
+
+    bounds, longest = varlen.sequence_starts(torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3]]))
+    assert bounds.tolist() == [0, 3, 5, 9] and bounds.dtype == torch.int32 and longest == 4
+    # torch's kernel needs CUDA: on this CPU it fails its check, so `auto` keeps SDPA
+    assert not varlen.works_on("cpu", torch.float32)
+    auto = TrainSpec(method="lora")
+    assert choose_attention(auto, 1, "sdpa", lambda: False) == "sdpa"
+    assert choose_attention(auto, 1, "sdpa", lambda: True) == varlen.NAME  # a GPU where it works
+    assert choose_attention(auto, 0, "sdpa", lambda: True) == "sdpa"
+    unpacked = TrainSpec(method="lora", packing=False)
+    assert choose_attention(unpacked, 1, "sdpa", lambda: True) == "sdpa"  # padded rows: no use
+    monkeypatch.setitem(varlen.KERNEL, "causal", _sdpa_per_sequence)
+    assert varlen.works_on("cpu", torch.float32)  # the check itself passes a right kernel
+    assert choose_attention(TrainSpec(method="lora", attention="varlen"), 0, "sdpa") == varlen.NAME
+
+
+def test_varlen_asked_for_where_its_kernel_cannot_run_is_one_line(world):
+    from harness.errors import UserError
+    from harness.train.tuning import apply_attention
+
+    spec = cell(world.mix, "lora", attention="varlen")
+    model = LoRA().load_model(spec.model, spec.stage2, world.stage1_dir).model
+    with pytest.raises(UserError, match="varlen flash kernel does not run on cpu in float32"):
+        apply_attention(model, spec.stage2, 0, lambda line: None)
+
+
+def test_packed_rows_train_the_same_through_the_varlen_attention(world, tmp_path, monkeypatch):
+    """The LLM's attention swapped for the varlen one (its CUDA kernel stood in for by SDPA
+    per sequence): the whole micro batch goes in one row, and the losses are the padded-mask
+    SDPA rows' of the default stage."""
+    import harness.train.loop as loop
+    from harness.train import varlen
+
+    calls = []
+    monkeypatch.setitem(
+        varlen.KERNEL, "causal", lambda *a: calls.append(len(a[3]) - 1) or _sdpa_per_sequence(*a)
+    )
+    runs = []
+    real = loop.run_stage
+    monkeypatch.setattr(loop, "run_stage", lambda run: runs.append(run) or real(run))
+    spec = cell(world.mix, "lora", attention="varlen")
+    record = run_stage2(spec, LoRA(), world.stage1_dir, tmp_path, lambda line: None)
+    assert record.attention == varlen.NAME and runs[0].collator.packing == "flat"
+    assert calls and max(calls) > 1  # the LLM's layers ran it over rows of several samples
+    assert (record.samples, record.tokens) == (world.default.samples, world.default.tokens)
+    assert record.first_loss == pytest.approx(world.default.first_loss, abs=1e-5)
+    assert record.last_loss == pytest.approx(world.default.last_loss, abs=1e-5)

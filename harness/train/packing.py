@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from harness.model.collate import PackMode
     from harness.specs import TrainSpec
 
-VARLEN = ("flash_attention_2", "flash_attention_3")
+VARLEN = ("flash_attention_2", "flash_attention_3", "harness_varlen")  # the last: train/varlen.py
 DENSE_MASK = ("eager", "sdpa", "flex_attention")
 
 

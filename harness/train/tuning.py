@@ -42,27 +42,61 @@ def flash_attention_available() -> bool:
     return torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
 
 
-def choose_attention(train: TrainSpec, gpus: int, current: str) -> str:
-    """`auto`: flash attention 2 on a GPU that has it (packed rows then run as one varlen row),
-    else the model's own (SDPA in transformers, which picks its flash kernel where the inputs
-    allow); an explicit choice is kept as given."""
+def choose_attention(
+    train: TrainSpec, gpus: int, current: str, varlen_works: Callable[[], bool] = lambda: False
+) -> str:
+    """`auto`: on a GPU, flash attention 2 where the flash_attn package is there, else (for
+    packed batches) torch's own varlen flash kernel where `varlen_works` (its check on the
+    device, harness.train.varlen), else the model's own (SDPA, which picks its flash kernel
+    where the inputs allow); an explicit choice is kept as given (`varlen`: torch's kernel)."""
+    from harness.train import varlen
+
+    if train.attention == "varlen":
+        return varlen.NAME
     if train.attention != "auto":
         return train.attention
     if gpus > 0 and flash_attention_available():
         return "flash_attention_2"
+    if gpus > 0 and train.packing and varlen_works():
+        return varlen.NAME
     return current
 
 
+def _compute_device(train: TrainSpec, gpus: int) -> tuple[str, Any]:
+    """Where and in which dtype the stage's attention runs (the Trainer's device and autocast)."""
+    import torch
+
+    from harness.train.settings import resolve_precision
+
+    device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if gpus > 0 else "cpu"
+    precision = resolve_precision(train, gpus)
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    return device, dtypes[precision]
+
+
 def apply_attention(model: Any, train: TrainSpec, gpus: int, log: Callable[[str], None]) -> str:
-    """Set the chosen attention implementation on the whole model; returns it."""
+    """Set the chosen attention implementation on the model (torch's varlen kernel on its LLM
+    only: the tower's rows are not packed); returns it."""
+    from harness.train import varlen
     from harness.train.packing import attention_implementation
 
     current = attention_implementation(model)
-    chosen = choose_attention(train, gpus, current)
+    device, dtype = _compute_device(train, gpus)
+    chosen = choose_attention(train, gpus, current, lambda: varlen.works_on(device, dtype))
     if chosen == current:
         return current
+    if chosen == varlen.NAME and train.attention == "varlen" and not varlen.works_on(device, dtype):
+        raise UserError(
+            f"attention 'varlen': torch's varlen flash kernel does not run on {device} in "
+            f"{str(dtype).removeprefix('torch.')} (it needs a CUDA GPU and a torch that has it)"
+        )
     try:
-        model.set_attn_implementation(chosen)
+        if chosen == varlen.NAME:
+            varlen.register()
+            text = "text_config" if hasattr(model.config, "text_config") else ""
+            model.set_attn_implementation({text: chosen} if text else chosen)
+        else:
+            model.set_attn_implementation(chosen)
     except (ValueError, ImportError) as exc:
         if train.attention != "auto":  # asked for by name: the stage cannot honour it
             raise UserError(f"attention {chosen!r}: {exc}") from None
