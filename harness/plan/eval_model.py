@@ -35,6 +35,8 @@ class CheckpointInfo:
     multimodal: bool | None
     # a LLaVA's image side: image_size, patch_size, hidden_size (of the tower), projector
     vision: dict[str, Any] | None = None
+    # where its files are read: the folder, or a hub id's folder in the local hub cache
+    files: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,7 +211,7 @@ def describe(ref: str) -> CheckpointInfo:
         config, name, folded = _read_config(str(local)), ref, ()
     vision = _vision(config, bool(folded))
     multimodal = is_multimodal(str(local))
-    return CheckpointInfo(ref, name, params, _hidden_size(config), multimodal, vision)
+    return CheckpointInfo(ref, name, params, _hidden_size(config), multimodal, vision, files=local)
 
 
 def _cell_id(name: str, old_id: str, old_size: str) -> str:
@@ -322,7 +324,7 @@ def checkpoint_plan(opts: Options, plugins: Any, model_ref: str, prompt: str | N
     asked = prompt or next(
         (e.prompt for c in plan.cells.values() for e in c.evals if e.prompt == "checkpoint"), None
     )
-    tokenizer = check_checkpoint(ref, plan, plugins, asked)  # before any step
+    tokenizer = check_checkpoint(str(info.files or ref), plan, plugins, asked)  # before any step
     has_template = bool(tokenizer is not None and getattr(tokenizer, "chat_template", None))
     chosen = choose_prompts(plan.cells, plugins, prompt, default_prompt(has_template))
     warn_if_differ(info.name, tokenizer, chosen, plugins)
