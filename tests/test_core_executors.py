@@ -143,3 +143,29 @@ def test_local_executor_with_worker_processes_matches_serial(tmp_path, monkeypat
     assert first_eval_start >= last_training_end  # every model trained before any evaluation
     pids = {pid for *_, pid in starts.values()}
     assert os.getpid() not in pids and len(pids) <= 2  # steps ran on the (reused) workers
+
+
+@pytest.mark.slow
+def test_stop_cancels_the_jobs_in_flight_and_leaves_finished_ones(tmp_path):
+    """Through submitit's local cluster (the real cluster's scancel: tests/test_slurm.py)."""
+    import functools
+    import time
+
+    executor = SlurmExecutor(ExecutorSpec(name="slurm", options={"cluster": "local"}))
+    quick = functools.partial(time.sleep, 0)
+    slow = functools.partial(time.sleep, 120)
+    for job in (quick, slow):
+        job.run_dir = str(tmp_path)  # where the executor keeps its job folders
+    finished, running = executor.submit_batch([(quick, {"kind": "score"}), (slow, {})])
+    finished.result()
+    deadline = time.monotonic() + 60
+    while running.state != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    executor.stop()
+    deadline = time.monotonic() + 30
+    while running._process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running._process.poll() is not None  # ended, not left to sleep out its 120 s
+    assert finished.done() and finished.result() is None
+    assert executor.submitted == []
+    executor.stop()  # nothing left: a second stop does nothing

@@ -5,11 +5,13 @@ preempted job is requeued and resumes from its last checkpoint, because training
 their work folder in the store. Job states come from `squeue`, not `sacct` (slurm_state:
 clusters without an accounting database), and ranks Slurm starts are handled in slurm_ranks.
 `options.cluster = "local"` runs the same jobs through submitit's local executor (tests, a
-workstation); `"debug"` runs them in process. docs/clusters.md says what a real cluster proved.
+workstation); `"debug"` runs them in process. An interrupted run cancels the jobs it submitted
+that have not ended (`stop`). docs/clusters.md says what a real cluster proved.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import subprocess
@@ -23,6 +25,8 @@ from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from harness.specs import ExecutorSpec
+
+log = logging.getLogger("harness.slurm")
 
 
 def default_partition_exists() -> bool | None:
@@ -59,6 +63,7 @@ class SlurmExecutor:
         self.cluster = self.spec.options.get("cluster")  # None = slurm; "local"; "debug"
         self.capacity = max(1, self.spec.max_parallel if self.spec.max_parallel > 1 else 256)
         self.watcher: Any = None  # one squeue watcher for every job (slurm_state)
+        self.submitted: list[Any] = []  # every handle, for stop()
         if self.cluster in (None, "slurm") and self.spec.partition is None:
             if default_partition_exists() is False:
                 raise UserError(
@@ -126,7 +131,28 @@ class SlurmExecutor:
                 submitted = [ex.submit(self._ranked(jobs[i][0], params[i])) for i in indices]
             for i, handle in zip(indices, submitted, strict=True):
                 handles[i] = self._handle(handle)
+        self.submitted.extend(handles)
         return handles
+
+    def stop(self) -> None:
+        """Cancel the submitted jobs that have not ended, so that an interrupted run stops
+        spending GPU-hours; training steps keep their checkpoints and resume on the next run."""
+        from harness_plugins.executors.slurm_state import ENDED, GONE, SlurmStepHandle
+
+        live = [h for h in self.submitted if not _finished(h)]
+        self.submitted = []
+        if not live:
+            return
+        slurm = [h for h in live if isinstance(h, SlurmStepHandle)]
+        if slurm:
+            self.watcher.update()  # one squeue call: jobs that ended meanwhile are left alone
+            slurm = [h for h in slurm if h.state not in ENDED | {GONE}]
+            ids = sorted({h.job_id for h in slurm}, key=_job_order)
+            if ids:
+                _scancel(ids)
+        for handle in live:  # submitit's local jobs (options.cluster = "local"): SIGINT
+            if type(handle).__name__ == "LocalJob":
+                handle.cancel(check=False)
 
     @staticmethod
     def _ranked(job: Any, params: dict[str, Any]) -> Any:
@@ -157,6 +183,36 @@ class SlurmExecutor:
         }
         command = f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {folder / '%j'}"
         return _make_sbatch_string(command=command, folder=folder / "%j", **sbatch)
+
+
+def _finished(handle: Any) -> bool:
+    """Whether a handle's result is there, without asking the cluster."""
+    paths = getattr(getattr(handle, "job", handle), "paths", None)
+    return paths is not None and paths.result_pickle.exists()
+
+
+def _job_order(job_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in job_id.split("_") if part.isdigit())
+
+
+def _scancel(ids: list[str]) -> None:
+    """One `scancel` for every job; one line saying which were cancelled, or why none was."""
+    try:
+        done = subprocess.run(["scancel", *ids], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning(
+            "could not cancel Slurm jobs %s (%s): cancel them with scancel", " ".join(ids), exc
+        )
+        return
+    if done.returncode != 0:  # some ended since squeue answered: scancel names them
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        log.warning("scancel: %s", last)
+    log.warning(
+        "cancelled %d Slurm job(s) in flight: %s (training resumes from its checkpoints on the "
+        "next run)",
+        len(ids),
+        " ".join(ids),
+    )
 
 
 @hookimpl
