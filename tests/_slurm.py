@@ -1,4 +1,4 @@
-"""A real one-node Slurm cluster on loopback, for the tests that run the harness through it.
+"""A real Slurm cluster on loopback (one node, or two slurmd on this machine), for the tests.
 
 Debian's `slurmctld slurmd slurm-client munge` (installed when missing, as root), a private
 munged (own key and socket), and a slurm.conf with no cgroups (`proctrack/linuxproc`,
@@ -67,14 +67,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def node_names(count: int) -> list[str]:
+    """Names for `count` nodes on this machine that resolve to it, as a rank finds its master by
+    the first node's name: this host's, then `localhost` (two slurmd, one per name)."""
+    names = list(dict.fromkeys([socket.gethostname().split(".")[0], "localhost"]))
+    return names[:count]
+
+
+def missing_names(count: int) -> str | None:
+    """Why `count` nodes cannot be named here (the skip reason), or None."""
+    names = node_names(count)
+    if len(names) < count:
+        return f"a {count}-node test cluster needs {count} names for this machine; it has {names}"
+    for name in names:
+        try:
+            socket.gethostbyname(name)
+        except OSError:
+            return f"node name {name!r} does not resolve on this machine"
+    return None
+
+
 class Cluster:
-    """One node on 127.0.0.1, reconfigurable between a CPU-only node and one with `gres/gpu`."""
+    """Nodes on 127.0.0.1 (one slurmd each), reconfigurable between one CPU-only node, one with
+    `gres/gpu`, and two CPU-only nodes."""
 
     def __init__(self, root: Path):
         self.root = root
         self.node = socket.gethostname().split(".")[0]
         self.cpus = max(2, os.cpu_count() or 1)
         self.gpus: int | None = None
+        self.nodes = 1
         self.procs: dict[str, subprocess.Popen] = {}
         self.conf = root / "etc" / "slurm.conf"
         self.env = {"SLURM_CONF": str(self.conf)}
@@ -94,25 +116,30 @@ class Cluster:
         self._wait(lambda: (m / "socket").exists(), "munged did not create its socket")
 
     # --- slurm ---
-    def write_config(self, gpus: int) -> None:
+    def write_config(self, gpus: int, nodes: int = 1) -> None:
         r = self.root
         for name in ("etc", "state", "spool", "log"):
             (r / name).mkdir(parents=True, exist_ok=True)
         gres = f" Gres=gpu:{gpus}" if gpus else ""
+        names = node_names(nodes)
+        node_lines = [
+            f"NodeName={name} NodeAddr=127.0.0.1 Port={_free_port()} CPUs={self.cpus} "
+            f"RealMemory=1000{gres} State=UNKNOWN"
+            for name in names
+        ]
         lines = [
             "ClusterName=harness-test",
             f"SlurmctldHost={self.node}(127.0.0.1)",
             f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
             "SlurmUser=root",
             "SlurmdUser=root",
             "AuthType=auth/munge",
             "CredType=cred/munge",
             f"AuthInfo=socket={r / 'munge' / 'socket'}",
             f"StateSaveLocation={r / 'state'}",
-            f"SlurmdSpoolDir={r / 'spool'}",
+            f"SlurmdSpoolDir={r / 'spool'}/%n",  # one slurmd per node name
             f"SlurmctldPidFile={r / 'slurmctld.pid'}",
-            f"SlurmdPidFile={r / 'slurmd.pid'}",
+            f"SlurmdPidFile={r / 'slurmd-%n.pid'}",
             "ProctrackType=proctrack/linuxproc",
             "TaskPlugin=task/none",
             "SelectType=select/cons_tres",
@@ -131,9 +158,8 @@ class Cluster:
             "SchedulerType=sched/backfill",
             "SlurmdParameters=config_overrides",  # a 1-core machine still offers 2 CPUs
             "GresTypes=gpu",
-            f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory=1000{gres} "
-            "State=UNKNOWN",
-            f"PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP",
+            *node_lines,
+            f"PartitionName=debug Nodes={','.join(names)} Default=YES MaxTime=INFINITE State=UP",
         ]
         self.conf.write_text("\n".join(lines) + "\n")
         gres_conf = "AutoDetect=off\n"
@@ -142,29 +168,42 @@ class Cluster:
             gres_conf += "".join(f"NodeName={self.node} Name=gpu File={f}\n" for f in files)
         (r / "etc" / "gres.conf").write_text(gres_conf)
 
-    def start(self, gpus: int = 0) -> None:
-        """(Re)start the cluster with `gpus` generic GPUs on its node; wait until it is idle."""
-        if self.gpus == gpus and self._alive():
+    def start(self, gpus: int = 0, nodes: int = 1) -> None:
+        """(Re)start the cluster with `nodes` nodes, each with `gpus` generic GPUs; wait until
+        every node is idle."""
+        if (self.gpus, self.nodes) == (gpus, nodes) and self._alive():
             return
         self.stop_slurm()
         if "munged" not in self.procs:
             self._start_munge()
         shutil.rmtree(self.root / "state", ignore_errors=True)
         shutil.rmtree(self.root / "spool", ignore_errors=True)
-        self.write_config(gpus)
+        self.write_config(gpus, nodes)
         log = self.root / "log"
         self._spawn("slurmctld", ["slurmctld", "-D", "-i", "-f", str(self.conf)], log)
-        self._spawn("slurmd", ["slurmd", "-D", "-N", self.node, "-f", str(self.conf)], log)
-        self._wait(self._idle, "the node did not become idle")
+        for name in node_names(nodes):
+            (self.root / "spool" / name).mkdir(parents=True, exist_ok=True)
+            cmd = ["slurmd", "-D", "-N", name, "-f", str(self.conf)]
+            self._spawn(self._slurmd(name), cmd, log)
+        self.nodes = nodes
+        self._wait(self._idle, "the nodes did not become idle")
         self.gpus = gpus
 
+    @staticmethod
+    def _slurmd(name: str) -> str:
+        return f"slurmd-{name}"
+
+    def _daemons(self) -> list[str]:
+        return ["slurmctld", *(self._slurmd(n) for n in node_names(self.nodes))]
+
     def _alive(self) -> bool:
-        procs = [self.procs.get(name) for name in ("slurmctld", "slurmd")]
+        procs = [self.procs.get(name) for name in self._daemons()]
         return all(p is not None and p.poll() is None for p in procs)
 
     def _idle(self) -> bool:
-        done = self.client(["sinfo", "-h", "-o", "%t"])
-        return done.returncode == 0 and done.stdout.strip() == "idle"
+        done = self.client(["sinfo", "-h", "-N", "-o", "%t"])
+        states = done.stdout.split()
+        return done.returncode == 0 and states == ["idle"] * self.nodes
 
     def client(self, cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """A Slurm client command against this cluster."""
@@ -203,7 +242,7 @@ class Cluster:
                 if not self.client(["squeue", "-h", "-t", "PD,R,CG,CF,S"]).stdout.strip():
                     break
                 time.sleep(0.5)
-        for name in ("slurmd", "slurmctld"):
+        for name in [n for n in self.procs if n.startswith("slurmd-")] + ["slurmctld"]:
             self._end(name)
         self.gpus = None
 

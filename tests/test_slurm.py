@@ -1,7 +1,8 @@
-"""`harness run --executor slurm` against a real one-node Slurm cluster (tests/_slurm.py).
+"""`harness run --executor slurm` against a real Slurm cluster on loopback (tests/_slurm.py).
 
 Tiny cells of a quick size (its foundation builds in seconds) run through sbatch, job arrays,
-`scontrol requeue` and `scancel` on a node without GPUs and on one declaring two `gres/gpu`.
+`scontrol requeue`, `scancel` and an interrupted run on a node without GPUs, on one declaring
+two `gres/gpu`, and across two nodes (two slurmd on this machine).
 The cluster keeps no accounting database, as many small clusters: job states come from squeue.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from _slurm import Cluster, unavailable
+from _slurm import Cluster, missing_names, unavailable
 from harness_plugins.executors.slurm import SlurmExecutor
 from harness_plugins.executors.slurm_state import parse_squeue
 
@@ -39,6 +41,13 @@ tiny = { layers = 1, heads = 2, intermediate = 128, vocab = 600, pretrain_steps 
 gpus_per_node = 2
 gpu_memory_gb = 80
 usd_per_node_hour = 1.0
+
+[hardware.cpu-2node]   # two nodes of one CPU rank each (the test cluster's two slurmd)
+accelerator = "cpu"
+nodes = 2
+gpus_per_node = 1
+gpu_memory_gb = 24
+usd_per_node_hour = 0.10
 """
 
 EXPERIMENT = """
@@ -289,6 +298,63 @@ def test_cpu_cluster_runs_the_matrix_through_requeue_and_scancel(cluster, projec
     assert len({j["job_id"] for j in jobs}) == len(jobs)
 
 
+def _jobs_of(run: Path) -> set[str]:
+    """The ids of the jobs a run submitted (submitit keeps one pickle per job)."""
+    return {p.name.removesuffix("_submitted.pkl") for p in (run / "slurm").rglob("*_submitted.pkl")}
+
+
+def _processes_of(run: Path) -> list[str]:
+    """The command lines of processes still running one of the run's jobs."""
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in ps.stdout.splitlines() if str(run / "slurm") in line]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_an_interrupted_run_cancels_its_jobs_and_the_rerun_resumes(cluster, project):
+    from harness.plan.plan_file import Plan
+
+    cluster.start(gpus=0)
+    run = project / "interrupted"
+    matrix = ("--matrix", "steps=120")
+    proc = harness(project, "run", *matrix, wait=False, out="interrupted")
+
+    def running_stage2() -> str | None:
+        ours = _jobs_of(run)
+        tasks = _stage2_tasks(cluster)
+        return next((j for j, state in tasks.items() if j in ours and state == "RUNNING"), None)
+
+    try:
+        job = _wait_for(running_stage2, "stage 2 running")
+        step = _step_of(run, job)
+        plan = Plan.load(run)
+        work = plan.store.work_dir(plan.step(step).key) / "checkpoints"
+        _wait_for(lambda: any(work.glob("checkpoint-*/harness_meter.json")), "a checkpoint")
+        assert _stage2_tasks(cluster).get(job) == "RUNNING", "stage 2 ended too soon"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = (project / "interrupted.out").read_text()
+    assert proc.returncode == 130, output[-3000:]
+    # the job in flight is cancelled, not left to spend its node's hours for nobody
+    assert f"cancelled 1 Slurm job(s) in flight: {job}" in output, output[-3000:]
+    _wait_for(lambda: _stage2_tasks(cluster).get(job, "CANCELLED") == "CANCELLED", "scancel", 30)
+    _wait_for(lambda: not _processes_of(run), "the job's processes to end", timeout=30)
+    assert step not in manifests(run)
+
+    # the same command resumes stage 2 from its last checkpoint and finishes the cell
+    again = harness(project, "run", *matrix, out="interrupted")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "steps: 3 ran, 1 reused, 0 failed, 0 skipped" in again.stdout
+    log = (run / "logs" / (step.replace("/", "__") + ".log")).read_text()
+    assert log.count(f"start {step}") == 2, log
+    assert re.search(r"resuming from .*checkpoint-\d+", log), log
+    record = Plan.load(run).store.step_dir(plan.step(step).key) / "record.json"
+    assert json.loads(record.read_text())["steps"] == 120
+
+
 def _scripts(plan_output: str) -> dict[str, str]:
     """The job scripts `harness plan --executor slurm` prints, by the step kind they are for."""
     out = {}
@@ -367,3 +433,40 @@ def test_gpu_cluster_gives_gpu_shaped_steps_their_gpus(cluster, project):
     steps = manifests(project / "gpus")
     assert sorted(s.split("/")[0] for s in steps) == ["stage1", "stage2"]
     assert all(m["cluster_job"]["executor"] == "slurm" for m in steps.values())
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_stage2_across_two_nodes_trains_as_one_world(cluster, project):
+    from harness.plan.plan_file import Plan
+
+    reason = missing_names(2)
+    if reason:
+        pytest.skip(reason)
+    cluster.start(gpus=0, nodes=2)
+    done = harness(project, "run", "--matrix", "hardware=cpu-2node", out="nodes", exp="train")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = project / "nodes"
+    scripts = submissions(run)
+    assert "#SBATCH --nodes=2" in scripts["harness-stage2"]
+    assert "#SBATCH --ntasks-per-node=1" in scripts["harness-stage2"]
+    steps = manifests(run)
+    (stage2,) = [s for s in steps if s.startswith("stage2/")]
+    job = steps[stage2]["cluster_job"]["job_id"]
+    log = (run / "logs" / (stage2.replace("/", "__") + ".log")).read_text()
+    (peer_out,) = (run / "slurm").rglob(f"{job}_1_log.out")
+    peer = peer_out.read_text()
+    line = r"rank {} of 2 from Slurm on node (\S+), master (\S+):(\d+)"
+    rank0, rank1 = re.search(line.format(0), log), re.search(line.format(1), peer)
+    assert rank0 and rank1, (log, peer)
+    # one rank on each node; both found the master by the first node's name, on one port
+    assert rank0[1] != rank1[1]
+    assert rank0[2] == rank1[2] == rank0[1] and rank0[3] == rank1[3]
+    assert f"{stage2}: rank 1 of 2 (Slurm)" in peer
+    # one world of two ranks split the global batch of 16, with no hostfile and no launcher
+    assert "steps of 16 (2 x 8 x 1)" in log, log
+    assert re.search(r"DeepSpeed engine: ZeRO-[23] over 2 rank\(s\)", log), log
+    assert "HARNESS_HOSTFILE" not in log + peer
+    plan = Plan.load(run)
+    record = json.loads((plan.store.step_dir(plan.step(stage2).key) / "record.json").read_text())
+    assert record["launch_command"] is None and record["steps"] == 5

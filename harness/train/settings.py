@@ -148,6 +148,16 @@ def adopt_slurm_ranks() -> bool:
     return True
 
 
+def slurm_rank_line() -> str:
+    """Where this task trains, for its log: a multi-node world is found through these."""
+    env = os.environ
+    return (
+        f"rank {env.get('RANK')} of {env.get('WORLD_SIZE')} from Slurm on node "
+        f"{env.get('SLURMD_NODENAME', '?')}, master {env.get('MASTER_ADDR')}:"
+        f"{env.get('MASTER_PORT')}"
+    )
+
+
 def inside_launcher() -> bool:
     """True in a process started by `deepspeed` / `accelerate launch` / torchrun / srun."""
     if "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:

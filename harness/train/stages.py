@@ -27,6 +27,7 @@ from harness.train.settings import (
     cuda_devices,
     inside_launcher,
     planned_world,
+    slurm_rank_line,
 )
 from harness.train.stage2 import train_stage2
 from harness.train.tuning import apply_attention
@@ -102,9 +103,11 @@ def run_stage2(
     out_dir = Path(out_dir)
     check_train(cell.stage2)
     stage1_projector(stage1_dir)
-    adopt_slurm_ranks()
+    ranks_from_slurm = adopt_slurm_ranks()
+    if ranks_from_slurm:
+        log(slurm_rank_line())
     gpus_per_node, nodes = planned_world(cell.hardware)
-    if cell.hardware.nodes > nodes and gpus_per_node:
+    if cell.hardware.nodes > nodes and gpus_per_node and not ranks_from_slurm:
         log(
             f"{cell.hardware.name}: the cell's hardware has {cell.hardware.nodes} nodes but "
             f"HARNESS_HOSTFILE names none, so stage 2 trains on this machine's "

@@ -1,9 +1,10 @@
 """Stage 2 on ranks that Slurm starts: one task per device, each with the rank Slurm gives it.
 
-On CPU hardware with several devices (ranks), a stage-2 job asks Slurm for one task per rank;
-srun starts them and submitit runs the same pickled job in each. Task 0 runs the step as any
-other (the store, the step's lock, its log and manifest) and trains as rank 0; every other task
-only trains, as its rank, into the same work folder. Each takes RANK, WORLD_SIZE, LOCAL_RANK,
+On CPU hardware with several devices (ranks), and on hardware of several nodes, a stage-2 job
+asks Slurm for one task per rank; srun starts them and submitit runs the same pickled job in
+each. Task 0 runs the step as any other (the store, the step's lock, its log and manifest) and
+trains as rank 0; every other task only trains, as its rank, into the same work folder, and
+prints its log lines to its own Slurm output. Each takes RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR and MASTER_PORT from SLURM_* (`harness.train.settings.slurm_ranks`).
 """
 
@@ -51,4 +52,9 @@ def train_as_peer(run_dir: str, step_id: str) -> None:
     work.mkdir(parents=True, exist_ok=True)
     tasks = os.environ.get("SLURM_STEP_NUM_TASKS", "?")
     print(f"harness: {step_id}: rank {os.environ['SLURM_PROCID']} of {tasks} (Slurm)", flush=True)
-    run_stage2(plan.cells[step.cell], backend, stage1, work, lambda line: None)
+    run_stage2(plan.cells[step.cell], backend, stage1, work, _printed(step_id))
+
+
+def _printed(step_id: str):
+    """The step's log lines, into this task's own Slurm output (the step's log is task 0's)."""
+    return lambda line: print(f"harness: {step_id}: {line}", flush=True)
