@@ -195,3 +195,37 @@ def test_other_nodes_are_used_only_when_a_hostfile_names_them(monkeypatch, tmp_p
     assert settings.planned_world(A100) == (2, 1)
     monkeypatch.setattr(settings, "cuda_devices", lambda: 0)
     assert settings.planned_world(four_nodes) == (0, 1)
+
+
+def test_other_nodes_get_the_harness_environment_but_no_secret(tmp_path):
+    """What the deepspeed launcher exports on every node of a hostfile (ranks there start from a
+    fresh login). The run through real pdsh: tests/test_train_multinode.py."""
+    from harness.train.launch import PARENT_ENV, carried_env, write_env_file
+
+    env = {
+        "HARNESS_CACHE": "/shared/cache",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "8",
+        "HF_TOKEN": "hf_s3cr3t",
+        "HUGGINGFACE_HUB_TOKEN": "hf_s3cr3t",
+        "HARNESS_JUDGE_API_KEY": "sk-s3cr3t",
+        PARENT_ENV: "4242",  # a pid of this machine: meaningless on another
+        "HARNESS_HOSTFILE": "/shared/hostfile",
+        "HARNESS_NOTE": 'a "quoted" value',  # DeepSpeed would export it broken
+        "PATH": "/usr/bin",
+        "OPENAI_API_KEY": "sk-s3cr3t",
+    }
+    carried, left = carried_env(env)
+    assert carried == {
+        "HARNESS_CACHE": "/shared/cache",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "8",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    assert left == ["HARNESS_JUDGE_API_KEY", "HARNESS_NOTE", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN"]
+    lines = []
+    path = write_env_file(env, tmp_path / "launch.env", lines.append)
+    assert path.read_text().splitlines()[0] == "HARNESS_CACHE=/shared/cache"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "s3cr3t" not in path.read_text() + "".join(lines)

@@ -6,6 +6,11 @@ or is interrupted; `python -m harness.train.launch` is what every rank runs: it 
 backend plugin by name and trains stage 2 inside the launched world. Rank 0 writes the
 TrainRecord to out_dir/train_record.json for the launching process to read.
 
+With a hostfile (several nodes) DeepSpeed starts every node's ranks through pdsh and ssh, and a
+login starts with a fresh environment: DeepSpeed carries only a few prefixes (PYTHON*, NCCL*), so
+`carried_env` writes what the ranks also need (the harness's cache and settings, the hub's
+offline mode and cache paths) into a file DeepSpeed exports on every node. Secrets stay behind.
+
 CPU hardware (`accelerator = "cpu"`) runs its ranks through the same launcher: DeepSpeed's CPU
 accelerator counts `--num_gpus` as CPU ranks and joins them over gloo. Inside a Slurm step of
 several tasks, srun has started the ranks already: each runs `main` (or `run_stage2`) directly,
@@ -15,6 +20,7 @@ with RANK and WORLD_SIZE taken from SLURM_* (`harness.train.settings.slurm_ranks
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shlex
 import signal
@@ -36,6 +42,11 @@ CELL_FILE = "cell.json"
 PARENT_ENV = "HARNESS_LAUNCH_PARENT"  # the pid whose death ends every rank
 ORPHANED = 75  # a rank's exit code when the process that launched it is gone
 STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL for what is still there
+ENV_FILE = "launch.env"  # DeepSpeed's `.deepspeed_env`: exported on every node of a hostfile
+CARRIED_PREFIXES = ("HARNESS_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH_", "PYTORCH_")
+CARRIED_PREFIXES += ("DS_", "OMP_", "MKL_", "GLOO_", "TP_SOCKET_IFNAME", "TOKENIZERS_")
+NOT_CARRIED = {PARENT_ENV, "HARNESS_HOSTFILE", "DS_ENV_FILE"}  # a pid means nothing elsewhere
+SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 
 
 def write_hostfile(hosts: list[str], slots: int, path: Path) -> Path:
@@ -83,6 +94,33 @@ def launch_env(cell: CellSpec) -> dict[str, str]:
         env["DS_ACCELERATOR"] = "cpu"
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env
+
+
+def carried_env(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """What ranks on other nodes need of `env`, and the names left behind: secrets (each node
+    keeps its own login's credentials) and values DeepSpeed cannot export unquoted."""
+    carried, left = {}, []
+    for name, value in sorted(env.items()):
+        if name in NOT_CARRIED or not name.startswith(CARRIED_PREFIXES):
+            continue
+        secret = any(word in name.upper().removeprefix("TOKENIZERS_") for word in SECRET_WORDS)
+        if secret or any(c in value for c in '"$`\\\n'):
+            left.append(name)
+        else:
+            carried[name] = value
+    return carried, left
+
+
+def write_env_file(env: dict[str, str], path: Path, log: Callable[[str], None]) -> Path:
+    """DeepSpeed's environment file (`KEY=VALUE` lines, exported on every node), readable by
+    this user only; the log names what goes and what stays."""
+    carried, left = carried_env(env)
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{k}={v}\n" for k, v in carried.items()))
+    log(f"other nodes get {len(carried)} variable(s): {', '.join(carried) or 'none'}")
+    if left:
+        log(f"not carried to other nodes (secrets, or unexportable values): {', '.join(left)}")
+    return path
 
 
 def _free_port() -> int:
@@ -146,6 +184,9 @@ def run_launched(
         hostfile=Path(hostfile) if hostfile else None,
         master_port=_free_port(),
     )
+    env = launch_env(cell)
+    if nodes > 1:  # pdsh logs into each node: a fresh environment there
+        env["DS_ENV_FILE"] = str(write_env_file(env, out_dir / ENV_FILE, log))
     log("launching: " + shlex.join(cmd))
     proc = subprocess.Popen(
         cmd,
@@ -153,7 +194,7 @@ def run_launched(
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
-        env=launch_env(cell),
+        env=env,
         process_group=0,
     )
     reader = threading.Thread(target=_stream, args=(proc, log), daemon=True)
@@ -162,8 +203,11 @@ def run_launched(
         code = proc.wait()
     finally:
         stop_group(proc.pid)  # a failed, interrupted or finished launch leaves nothing behind
+        (out_dir / ENV_FILE).unlink(missing_ok=True)
         if reader.is_alive():
             reader.join(timeout=STOP_GRACE_S)
+        if isinstance(proc.stdout, io.IOBase) and not reader.is_alive():
+            proc.stdout.close()  # the pipe, once read to its end
     record_file = out_dir / RECORD_FILE
     if code or not record_file.is_file():
         raise RuntimeError(
