@@ -20,11 +20,12 @@ import torch
 
 from harness.errors import UserError
 from harness.eval.context_window import context_tokens
+from harness.eval.journal import AnswerJournal
 from harness.eval.loglik import score_logliks
 from harness.eval.prompts import prompt_token_ids
 from harness.protocols import GenerationRequest, LoglikRequest, ModelOutput
 
-__all__ = ["ImageFeatures", "generate", "prompt_token_ids", "run_requests"]
+__all__ = ["ImageFeatures", "generate", "generation_batches", "prompt_token_ids", "run_requests"]
 
 Progress = Callable[[int, int], None]
 SMALL_MODEL = 50_000_000  # parameters below which CPU evaluation runs on one intra-op thread
@@ -189,31 +190,52 @@ def small_model_threads(model: Any) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def generation_batches(
+    requests: Sequence[GenerationRequest], batch_size: int
+) -> list[list[GenerationRequest]]:
+    """Batches of like settings (beams, length, temperature), longest prompts first. An answer
+    depends on its batch (left padding), so a resumed step forms exactly these again."""
+    size = max(1, batch_size)
+    groups: dict[tuple, list[GenerationRequest]] = {}
+    for req in requests:
+        groups.setdefault((req.num_beams, req.max_new_tokens, req.temperature), []).append(req)
+    batches = []
+    for group in groups.values():
+        group = sorted(group, key=lambda r: (-len(r.prompt), r.id))
+        batches += [group[start : start + size] for start in range(0, len(group), size)]
+    return batches
+
+
 def generate(
     bundle: Any,
     requests: Sequence[GenerationRequest],
     batch_size: int,
     progress: Progress | None = None,
     features: ImageFeatures | None = None,
+    *,
+    journal: AnswerJournal | None = None,
 ) -> dict[str, ModelOutput]:
-    """Answer generation requests in batches of like settings, longest prompts first."""
+    """Answer generation requests in batches of like settings, longest prompts first. With a
+    `journal`, batches an earlier attempt answered are taken from it, and new ones added to it."""
     model = bundle.model
     processor = image_processor_for(bundle) if any(r.image for r in requests) else None
     features = features or ImageFeatures(model, processor)
-    features.ensure(requests)
+    features.ensure(requests)  # every image at once, as without a journal: the same features
     refuse_overlong(bundle, features, requests)
-    groups: dict[tuple, list[GenerationRequest]] = {}
-    for req in requests:
-        groups.setdefault((req.num_beams, req.max_new_tokens, req.temperature), []).append(req)
+    batches = generation_batches(requests, batch_size)
+    earlier = [journal.reusable(batch) if journal else None for batch in batches]
+    if journal:
+        journal.resuming(sum(len(outs) for outs in earlier if outs), len(requests))
     results: dict[str, ModelOutput] = {}
     with small_model_threads(model):
-        for group in groups.values():
-            group = sorted(group, key=lambda r: (-len(r.prompt), r.id))
-            for start in range(0, len(group), max(1, batch_size)):
-                for out in _generate_batch(bundle, features, group[start : start + batch_size]):
-                    results[out.id] = out
-                if progress:
-                    progress(len(results), len(requests))
+        for batch, outputs in zip(batches, earlier, strict=True):
+            if outputs is None:
+                outputs = _generate_batch(bundle, features, batch)
+                if journal:
+                    journal.record(batch, outputs)
+            results.update((out.id, out) for out in outputs)
+            if progress:
+                progress(len(results), len(requests))
     return results
 
 
@@ -235,9 +257,12 @@ def run_requests(
     requests: Sequence[GenerationRequest | LoglikRequest],
     batch_size: int = 16,
     progress: Progress | None = None,
+    *,
+    journal: AnswerJournal | None = None,
 ) -> dict[str, ModelOutput]:
     """Every request's ModelOutput, keyed by request id (the protocol's single entry point).
-    Without a `progress` callback, items done go to the running step's progress report."""
+    Without a `progress` callback, items done go to the running step's progress report. With a
+    `journal` (harness.eval.journal), answers survive a crash and a rerun reuses them."""
     if progress is None:
         from harness.support.step_progress import report
 
@@ -250,10 +275,10 @@ def run_requests(
     try:
         gen = [r for r in requests if isinstance(r, GenerationRequest)]
         lik = [r for r in requests if isinstance(r, LoglikRequest)]
-        results = generate(bundle, gen, batch_size, progress) if gen else {}
+        results = generate(bundle, gen, batch_size, progress, journal=journal) if gen else {}
         if lik:
             with small_model_threads(model):
-                results.update(score_logliks(bundle, lik, batch_size, progress))
+                results.update(score_logliks(bundle, lik, batch_size, progress, journal=journal))
     finally:
         model.train(was_training)
     return results

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 
 from harness.eval.context_window import context_tokens
+from harness.eval.journal import AnswerJournal
 from harness.protocols import LoglikRequest, ModelOutput
 
 
@@ -68,12 +70,63 @@ def _forward_logprobs(
     return [torch.log_softmax(logits.float(), dim=-1).cpu() for logits in picked]
 
 
+def _score_shared(
+    model: Any, pad_id: int, batch: list[tuple[LoglikRequest, list[int], list[list[int]]]]
+) -> list[ModelOutput]:
+    """One forward over a batch of contexts scores every one-token continuation of each."""
+    began = time.perf_counter()
+    rows = [ctx for _, ctx, _ in batch]
+    logprobs = _forward_logprobs(model, rows, pad_id, [[len(r) - 1] for r in rows])
+    per_item = (time.perf_counter() - began) / len(batch)
+    return [
+        ModelOutput(
+            req.id, logliks=[float(lp[0, c[0]]) for c in conts], n_tokens=len(ctx), seconds=per_item
+        )
+        for (req, ctx, conts), lp in zip(batch, logprobs, strict=True)
+    ]
+
+
+def _score_separate(
+    model: Any,
+    tokenizer: Any,
+    pad_id: int,
+    limit: int | None,
+    batch_size: int,
+    req: LoglikRequest,
+    pieces: list[tuple[list[int], list[int]]],
+) -> list[ModelOutput]:
+    """Each continuation of one request in its own exact forward, batch_size rows at a time."""
+    began = time.perf_counter()
+    rows, wanted = [], []
+    for ctx, cont in pieces:
+        if not ctx:  # an empty context is scored after the BOS token, as lm-eval does
+            ctx = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else pad_id]
+        row, start = ctx + cont, 0
+        if limit and len(row) > limit + 1:  # lm-eval: (ctx + cont)[-(max_length + 1):][:-1]
+            start = len(row) - limit - 1
+            row = row[start:-1]
+        rows.append(row)
+        wanted.append(list(range(len(ctx) - 1 - start, len(ctx) + len(cont) - 1 - start)))
+    values = []
+    for start in range(0, len(rows), max(1, batch_size)):
+        chunk = slice(start, start + batch_size)
+        lps = _forward_logprobs(model, rows[chunk], pad_id, wanted[chunk])
+        for (_, cont), lp in zip(pieces[chunk], lps, strict=True):
+            values.append(float(sum(lp[j, t] for j, t in enumerate(cont))))
+    seconds = time.perf_counter() - began
+    return [ModelOutput(req.id, logliks=values, n_tokens=max(map(len, rows)), seconds=seconds)]
+
+
 def score_logliks(
     bundle: Any,
     requests: Sequence[LoglikRequest],
     batch_size: int,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    journal: AnswerJournal | None = None,
 ) -> dict[str, ModelOutput]:
+    """Every request's log-likelihoods. With a `journal`, batches (shared-context batches, or
+    one request's own forwards) an earlier attempt scored are taken from it, new ones added."""
     model, tokenizer = bundle.model, bundle.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     limit = context_tokens(model)
@@ -87,45 +140,26 @@ def score_logliks(
             shared.append((req, pieces[0][0][-limit:] if limit else pieces[0][0], conts))
         else:
             separate.append((req, pieces))
-    results: dict[str, ModelOutput] = {}
     shared.sort(key=lambda x: -len(x[1]))
-    for start in range(0, len(shared), max(1, batch_size)):
-        batch = shared[start : start + batch_size]
-        began = time.perf_counter()
-        rows = [ctx for _, ctx, _ in batch]
-        logprobs = _forward_logprobs(model, rows, pad_id, [[len(r) - 1] for r in rows])
-        per_item = (time.perf_counter() - began) / len(batch)
-        for (req, ctx, conts), lp in zip(batch, logprobs, strict=True):
-            values = [float(lp[0, c[0]]) for c in conts]
-            results[req.id] = ModelOutput(
-                id=req.id, logliks=values, n_tokens=len(ctx), seconds=per_item
-            )
-        if progress:
-            progress(len(results), len(requests))
-    for req, pieces in separate:
-        began = time.perf_counter()
-        rows, wanted = [], []
-        for ctx, cont in pieces:
-            if not ctx:  # an empty context is scored after the BOS token, as lm-eval does
-                ctx = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else pad_id]
-            row, start = ctx + cont, 0
-            if limit and len(row) > limit + 1:  # lm-eval: (ctx + cont)[-(max_length + 1):][:-1]
-                start = len(row) - limit - 1
-                row = row[start:-1]
-            rows.append(row)
-            wanted.append(list(range(len(ctx) - 1 - start, len(ctx) + len(cont) - 1 - start)))
-        values = []
-        for start in range(0, len(rows), max(1, batch_size)):
-            chunk = slice(start, start + batch_size)
-            lps = _forward_logprobs(model, rows[chunk], pad_id, wanted[chunk])
-            for (_, cont), lp in zip(pieces[chunk], lps, strict=True):
-                values.append(float(sum(lp[j, t] for j, t in enumerate(cont))))
-        results[req.id] = ModelOutput(
-            id=req.id,
-            logliks=values,
-            n_tokens=max(len(r) for r in rows),
-            seconds=time.perf_counter() - began,
-        )
+    size = max(1, batch_size)
+    jobs = [  # (the requests a batch answers, how to answer them)
+        ([req for req, _, _ in batch], partial(_score_shared, model, pad_id, batch))
+        for batch in (shared[start : start + size] for start in range(0, len(shared), size))
+    ]
+    jobs += [  # one request's own forwards depend on it alone
+        ([req], partial(_score_separate, model, tokenizer, pad_id, limit, batch_size, req, pieces))
+        for req, pieces in separate
+    ]
+    earlier = [journal.reusable(reqs) if journal else None for reqs, _ in jobs]
+    if journal:
+        journal.resuming(sum(len(outs) for outs in earlier if outs), len(requests))
+    results: dict[str, ModelOutput] = {}
+    for (reqs, answer), outputs in zip(jobs, earlier, strict=True):
+        if outputs is None:
+            outputs = answer()
+            if journal:
+                journal.record(reqs, outputs)
+        results.update((out.id, out) for out in outputs)
         if progress:
             progress(len(results), len(requests))
     return results
