@@ -169,7 +169,8 @@ def _run_locked(plan, step, plugins) -> dict[str, Any]:
     from harness.run.steps import RUNNERS
 
     store = plan.store
-    work = store.begin(step.key, keep=step.kind in ("stage1", "stage2"))
+    # training resumes from its checkpoints, generation from its journal of answered batches
+    work = store.begin(step.key, keep=step.kind in ("stage1", "stage2", "generate"))
     path = log_path(plan.run_dir, step.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)

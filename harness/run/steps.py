@@ -8,7 +8,6 @@ plugin's package and version by the caller.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,12 @@ def run_train(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
 
 
 def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
+    """Answer the benchmark's requests. The work folder keeps a journal of finished batches
+    across attempts (harness.eval.journal): a crashed attempt's answers are reused, its wall
+    time is counted, and the finished folder holds only what an uninterrupted step's does."""
+    from harness.eval.journal import AnswerJournal, clear_all_but_journal
+
+    clear_all_but_journal(work)
     cell = plan.cells[step.cell]
     bench = plugins.benchmark(step.plugin[1])
     ev = eval_spec(cell, bench.name)
@@ -71,14 +76,16 @@ def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log)
     backend = plugins.backend(cell.stage2.method)
     model = backend.load(cell.model, dep_dirs(plan, step)["stage2"])
     log(f"{bench.name}: {len(items)} items, {len(requests)} requests")
-    started = time.perf_counter()
-    if isinstance(model, AnswersRequests):
-        outputs = model.run_requests(requests, batch_size=ev.batch_size)
-    else:
-        from harness.eval import run_requests
+    journal = AnswerJournal(work, log)
+    try:
+        if isinstance(model, AnswersRequests):  # its own engine: answered from scratch
+            outputs = model.run_requests(requests, batch_size=ev.batch_size)
+        else:
+            from harness.eval import run_requests
 
-        outputs = run_requests(model, requests, batch_size=ev.batch_size)
-    wall = time.perf_counter() - started
+            outputs = run_requests(model, requests, batch_size=ev.batch_size, journal=journal)
+    finally:
+        wall = journal.save_wall()  # this attempt's and the earlier ones': all were paid for
     from harness.eval.prompts import rendered_prompt
 
     tokenizer = model.tokenizer if isinstance(model, RendersPrompts) else None
@@ -91,6 +98,7 @@ def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log)
                 **out.to_json(),
             }
             fh.write(json.dumps(line, sort_keys=True) + "\n")
+    journal.remove()
     from harness.cost.measured import gpu_hours_per_node
 
     gpus = 1  # generation runs on one device
