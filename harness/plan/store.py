@@ -1,8 +1,9 @@
 """The content-addressed run store: one folder per finished step, written atomically.
 
 A step works in `work/<key>/` and is moved to `steps/<key>/` with its manifest only when it has
-finished, so a crash never leaves a finished-looking half result. Training steps keep their work
-folder across a crash (checkpoints to resume from); other steps start from an empty one.
+finished, so a crash never leaves a finished-looking half result. Training and generation steps
+keep their work folder across a crash (checkpoints, a journal of answered batches, to resume
+from); other steps start from an empty one.
 
 The manifest lists every file of the step with its size and sha256. Reuse checks that each file
 is there with its size (cheap: a stat per file); `harness verify` also checks the hashes. A step
@@ -99,7 +100,7 @@ class Store:
 
     # --- writing ---
     def begin(self, key: str, keep: bool = False) -> Path:
-        """A work folder for `key`; emptied unless `keep` (resumable training)."""
+        """A work folder for `key`; emptied unless `keep` (a step that resumes)."""
         work = self.work_dir(key)
         if work.exists() and not keep:
             shutil.rmtree(work)

@@ -208,8 +208,7 @@ def _scancel(ids: list[str]) -> None:
         last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
         log.warning("scancel: %s", last)
     log.warning(
-        "cancelled %d Slurm job(s) in flight: %s (training resumes from its checkpoints on the "
-        "next run)",
+        "cancelled %d Slurm job(s) in flight: %s (their steps resume on the next run)",
         len(ids),
         " ".join(ids),
     )
