@@ -132,6 +132,21 @@ def test_jobs_squeue_no_longer_lists_have_ended_and_a_failing_squeue_warns_once(
     assert watcher.get_state("12_0", mode="cache") == "ENDED"
 
 
+def test_a_step_lock_names_the_slurm_job_holding_it(monkeypatch):
+    """A rerun finds a step's earlier job from its lock (the real cluster: the orphaned test)."""
+    from harness.support.locks import holder_line, slurm_job_id, slurm_job_of
+
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert slurm_job_of(holder_line()) is None and "slurm" not in holder_line()
+    monkeypatch.setenv("SLURM_JOB_ID", "57")
+    assert slurm_job_of(holder_line()) == "57"
+    array = {"SLURM_JOB_ID": "58", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "1"}
+    assert slurm_job_id(array) == "12_1"
+    assert slurm_job_of("pid 7 on node3 (slurm job 12_1)") == "12_1"
+    assert slurm_job_of("pid 7 on node3") is None
+
+
 # --- the real cluster ---------------------------------------------------------------------------
 
 
@@ -309,6 +324,13 @@ def _processes_of(run: Path) -> list[str]:
     return [line for line in ps.stdout.splitlines() if str(run / "slurm") in line]
 
 
+def _running_stage2(cluster: Cluster, run: Path) -> str | None:
+    """A stage-2 job of this run that Slurm runs now, or None."""
+    ours = _jobs_of(run)
+    tasks = _stage2_tasks(cluster)
+    return next((j for j, state in tasks.items() if j in ours and state == "RUNNING"), None)
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_an_interrupted_run_cancels_its_jobs_and_the_rerun_resumes(cluster, project):
@@ -318,14 +340,8 @@ def test_an_interrupted_run_cancels_its_jobs_and_the_rerun_resumes(cluster, proj
     run = project / "interrupted"
     matrix = ("--matrix", "steps=120")
     proc = harness(project, "run", *matrix, wait=False, out="interrupted")
-
-    def running_stage2() -> str | None:
-        ours = _jobs_of(run)
-        tasks = _stage2_tasks(cluster)
-        return next((j for j, state in tasks.items() if j in ours and state == "RUNNING"), None)
-
     try:
-        job = _wait_for(running_stage2, "stage 2 running")
+        job = _wait_for(lambda: _running_stage2(cluster, run), "stage 2 running")
         step = _step_of(run, job)
         plan = Plan.load(run)
         work = plan.store.work_dir(plan.step(step).key) / "checkpoints"
@@ -353,6 +369,34 @@ def test_an_interrupted_run_cancels_its_jobs_and_the_rerun_resumes(cluster, proj
     assert re.search(r"resuming from .*checkpoint-\d+", log), log
     record = Plan.load(run).store.step_dir(plan.step(step).key) / "record.json"
     assert json.loads(record.read_text())["steps"] == 120
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_rerun_after_the_driver_died_waits_for_the_job_still_running_its_step(cluster, project):
+    cluster.start(gpus=0)
+    run = project / "orphaned"
+    matrix = ("--matrix", "steps=90")
+    proc = harness(project, "run", *matrix, wait=False, out="orphaned")
+    try:
+        job = _wait_for(lambda: _running_stage2(cluster, run), "stage 2 running")
+    finally:
+        proc.kill()  # SIGKILL, as a lost login node: nothing cancels the job
+        proc.wait(timeout=60)
+    step = _step_of(run, job)
+    assert _stage2_tasks(cluster).get(job) == "RUNNING"  # it runs on, its driver gone
+
+    again = harness(project, "run", *matrix, out="orphaned")
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-3000:]
+    assert f"{step}: slurm job {job} of an earlier run is still running it" in output
+    # the step ran once, in the earlier job; the rerun submitted no second job for it
+    assert [j for j in _jobs_of(run) if _step_of(run, j) == step] == [job]
+    steps = manifests(run)
+    assert steps[step]["cluster_job"]["job_id"] == job
+    log = (run / "logs" / (step.replace("/", "__") + ".log")).read_text()
+    assert log.count(f"start {step}") == 1, log
+    assert "steps: 3 ran, 1 reused, 0 failed, 0 skipped" in again.stdout
 
 
 def _scripts(plan_output: str) -> dict[str, str]:

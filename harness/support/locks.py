@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -20,7 +21,26 @@ from harness.errors import UserError
 
 
 def holder_line() -> str:
-    return f"pid {os.getpid()} on {socket.gethostname()}"
+    """Who holds a lock: pid and host, and the Slurm job when inside one (a rerun whose earlier
+    driver died finds that job still running the step, and waits for it: plugins' slurm)."""
+    line = f"pid {os.getpid()} on {socket.gethostname()}"
+    job = slurm_job_id()
+    return f"{line} (slurm job {job})" if job else line
+
+
+def slurm_job_id(environ: Mapping[str, str] | None = None) -> str | None:
+    """This process's Slurm job as squeue names it (`12_3` for an array task), or None."""
+    env = os.environ if environ is None else environ
+    array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return env.get("SLURM_JOB_ID") or None
+
+
+def slurm_job_of(holder: str) -> str | None:
+    """The Slurm job a lock's holder line names, or None."""
+    found = re.search(r"\(slurm job (\d+(?:_\d+)?)\)", holder)
+    return found[1] if found else None
 
 
 def acquire(path: Path, refusal: str) -> IO[str]:

@@ -11,6 +11,7 @@ that have not ended (`stop`). docs/clusters.md says what a real cluster proved.
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import shutil
@@ -22,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.support.atomic import write_atomic
 
 if TYPE_CHECKING:
     from harness.specs import ExecutorSpec
 
 log = logging.getLogger("harness.slurm")
+SUBMITTED = "submitted.json"  # in RUN_DIR/slurm: the job each step was submitted to
 
 
 def default_partition_exists() -> bool | None:
@@ -118,12 +121,14 @@ class SlurmExecutor:
         return self.submit_batch([(job, resources)])[0]
 
     def submit_batch(self, jobs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
-        """Submit jobs; those of one resource shape go out together as one array."""
+        """Submit jobs; those of one resource shape go out together as one array. A step that a
+        job of an earlier run is still running is not submitted again: that job is watched."""
         groups: dict[str, list[int]] = defaultdict(list)
         params = [self.parameters(res) for _, res in jobs]
+        handles: list[Any] = [self._earlier_job(job) for job, _ in jobs]
         for index, p in enumerate(params):
-            groups[repr(sorted(p.items()))].append(index)
-        handles: list[Any] = [None] * len(jobs)
+            if handles[index] is None:
+                groups[repr(sorted(p.items()))].append(index)
         for indices in groups.values():
             folder = Path(jobs[indices[0]][0].run_dir) / "slurm"
             ex = self._executor(folder, params[indices[0]])
@@ -131,19 +136,76 @@ class SlurmExecutor:
                 submitted = [ex.submit(self._ranked(jobs[i][0], params[i])) for i in indices]
             for i, handle in zip(indices, submitted, strict=True):
                 handles[i] = self._handle(handle)
+            self._remember([jobs[i][0] for i in indices], [handles[i] for i in indices])
         self.submitted.extend(handles)
         return handles
+
+    def _remember(self, jobs: list[Any], handles: list[Any]) -> None:
+        """Note which Slurm job runs which step (RUN_DIR/slurm/submitted.json), for a rerun
+        after this driver died: jobs still pending or running are watched, not submitted twice."""
+        entries = {
+            job.step_id: {"job_id": handle.job_id, "key": job.key}
+            for job, handle in zip(jobs, handles, strict=True)
+            if getattr(job, "key", None) and type(handle).__name__ == "SlurmStepHandle"
+        }
+        if not entries:
+            return
+        path = Path(jobs[0].run_dir) / "slurm" / SUBMITTED
+        write_atomic(path, json.dumps({**_read_submitted(path), **entries}, indent=1) + "\n")
+
+    def _earlier_job(self, job: Any) -> Any:
+        """The step's job from an earlier run that Slurm still has, pending or running: the one
+        this run folder submitted it to, or the one its lock names (another run folder's)."""
+        key, store_root = getattr(job, "key", None), getattr(job, "store_root", None)
+        if self.cluster not in (None, "slurm") or key is None or store_root is None:
+            return None
+        from harness_plugins.executors.slurm_state import EarlierJob
+
+        from harness.plan.store import Store
+        from harness.support.locks import slurm_job_of
+
+        store = Store(Path(store_root))
+        recorded = _read_submitted(Path(job.run_dir) / "slurm" / SUBMITTED).get(job.step_id, {})
+        candidates = [recorded.get("job_id")] if recorded.get("key") == key else []
+        try:
+            candidates.append(slurm_job_of(store.step_lock_path(key).read_text()))
+        except OSError:
+            pass
+        watcher = self._watcher()
+        alive = [j for j in dict.fromkeys(candidates) if j and _still_there(watcher, j)]
+        if not alive:
+            return None
+        job_id = alive[0]
+        log.warning(
+            "%s: slurm job %s of an earlier run is still running it: waiting for that job "
+            "instead of submitting another",
+            job.step_id,
+            job_id,
+        )
+        return EarlierJob(job_id, watcher, store, key, job.step_id)
+
+    def _watcher(self) -> Any:
+        from harness_plugins.executors.slurm_state import SqueueWatcher
+
+        if self.watcher is None:
+            self.watcher = SqueueWatcher()
+        return self.watcher
 
     def stop(self) -> None:
         """Cancel the submitted jobs that have not ended, so that an interrupted run stops
         spending GPU-hours; training steps keep their checkpoints and resume on the next run."""
-        from harness_plugins.executors.slurm_state import ENDED, GONE, SlurmStepHandle
+        from harness_plugins.executors.slurm_state import (
+            ENDED,
+            GONE,
+            EarlierJob,
+            SlurmStepHandle,
+        )
 
         live = [h for h in self.submitted if not _finished(h)]
         self.submitted = []
         if not live:
             return
-        slurm = [h for h in live if isinstance(h, SlurmStepHandle)]
+        slurm = [h for h in live if isinstance(h, (SlurmStepHandle, EarlierJob))]
         if slurm:
             self.watcher.update()  # one squeue call: jobs that ended meanwhile are left alone
             slurm = [h for h in slurm if h.state not in ENDED | {GONE}]
@@ -165,13 +227,11 @@ class SlurmExecutor:
 
     def _handle(self, job: Any) -> Any:
         """On a real cluster, states come from squeue (see slurm_state), failures name them."""
-        from harness_plugins.executors.slurm_state import SlurmStepHandle, SqueueWatcher
+        from harness_plugins.executors.slurm_state import SlurmStepHandle
 
         if type(job).__name__ != "SlurmJob":
             return job
-        if self.watcher is None:
-            self.watcher = SqueueWatcher()
-        return SlurmStepHandle(job, self.watcher)
+        return SlurmStepHandle(job, self._watcher())
 
     def sbatch_script(self, resources: dict[str, Any], folder: Path) -> str:
         """The sbatch script a step with this shape is submitted with (as submitit writes it)."""
@@ -183,6 +243,20 @@ class SlurmExecutor:
         }
         command = f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {folder / '%j'}"
         return _make_sbatch_string(command=command, folder=folder / "%j", **sbatch)
+
+
+def _read_submitted(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _still_there(watcher: Any, job_id: str) -> bool:
+    """Whether Slurm still has the job, pending or running (one squeue call)."""
+    watcher.register_job(str(job_id))
+    return not watcher.is_done(str(job_id), mode="force")
 
 
 def _finished(handle: Any) -> bool:

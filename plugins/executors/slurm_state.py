@@ -145,3 +145,29 @@ class SlurmStepHandle:
 
 class ClusterJobError(RuntimeError):
     """A cluster job ended without running its step to the end (cancelled, killed, timed out)."""
+
+
+class EarlierJob:
+    """A step that a job of an earlier run is still running (that run's driver died, its jobs ran
+    on): watched until the job ends instead of submitted twice. Its result is the step's manifest
+    once the store has it; a job that ended without finishing the step fails it, by state."""
+
+    def __init__(self, job_id: str, watcher: SqueueWatcher, store: Any, key: str, step_id: str):
+        self.job_id, self.watcher = job_id, watcher
+        self.store, self.key, self.step_id = store, key, step_id
+        watcher.register_job(job_id)
+
+    @property
+    def state(self) -> str:
+        return self.watcher.get_state(self.job_id, mode="cache")
+
+    def done(self) -> bool:
+        return self.watcher.is_done(self.job_id, mode="standard")
+
+    def result(self) -> Any:
+        if self.store.done(self.key):
+            return self.store.manifest(self.key)
+        raise ClusterJobError(
+            f"slurm job {self.job_id} of an earlier run ended {self.state} without finishing "
+            f"{self.step_id}"
+        )
