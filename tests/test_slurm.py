@@ -132,6 +132,38 @@ def test_jobs_squeue_no_longer_lists_have_ended_and_a_failing_squeue_warns_once(
     assert watcher.get_state("12_0", mode="cache") == "ENDED"
 
 
+def test_a_step_that_raises_in_its_job_fails_with_what_it_raised(tmp_path):
+    """Not `slurm job 3 PENDING without a result` (what a stale state said before): the last
+    line of the job's traceback, read through submitit's own failed-job error (a local job)."""
+    import functools
+
+    import submitit
+    from harness_plugins.executors.slurm_state import (
+        ClusterJobError,
+        SlurmStepHandle,
+        SqueueWatcher,
+        raised_in_job,
+    )
+
+    job = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="local").submit(
+        functools.partial(int, "twelve")
+    )
+    job.wait()
+    handle = SlurmStepHandle(job, SqueueWatcher())
+    expected = r"slurm job \S+: ValueError: invalid literal for int\(\) with base 10: 'twelve' \("
+    with pytest.raises(ClusterJobError, match=expected):
+        handle.result()
+    # the harness's own errors read as a local run shows them: their message alone
+    trace = (
+        "Job (task=0) failed during processing with trace:\n" + "-" * 22 + "\n"
+        "Traceback (most recent call last):\n  File ...\n"
+        "harness.errors.UserError: step stage2/x is being run by another process (pid 7 on n1)\n"
+        + "-" * 22
+        + "\nYou can check full logs with ..."
+    )
+    assert raised_in_job(trace) == "step stage2/x is being run by another process (pid 7 on n1)"
+
+
 def test_a_step_lock_names_the_slurm_job_holding_it(monkeypatch):
     """A rerun finds a step's earlier job from its lock (the real cluster: the orphaned test)."""
     from harness.support.locks import holder_line, slurm_job_id, slurm_job_of

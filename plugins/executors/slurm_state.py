@@ -126,7 +126,7 @@ class SlurmStepHandle:
         return bool(self.job.done())
 
     def result(self) -> Any:
-        from submitit.core.utils import UncompletedJobError
+        from submitit.core.utils import FailedJobError, UncompletedJobError
 
         finished = all(t.paths.result_pickle.exists() for t in self.tasks)
         # COMPLETED without a result file: the file may still be on its way (shared storage)
@@ -134,6 +134,10 @@ class SlurmStepHandle:
             raise self._error()
         try:
             return self.job.results()[0]
+        except FailedJobError as exc:  # the step raised inside the job: say what it raised
+            raise ClusterJobError(
+                f"slurm job {self.job_id}: {raised_in_job(str(exc))} (log: {self.job.paths.stdout})"
+            ) from exc
         except UncompletedJobError as exc:
             raise self._error() from exc
 
@@ -141,6 +145,22 @@ class SlurmStepHandle:
         return ClusterJobError(
             f"slurm job {self.job_id} {self.state} without a result (log: {self.job.paths.stdout})"
         )
+
+
+def raised_in_job(message: str) -> str:
+    """The exception a failed job's traceback ends with, as one line: the harness's own errors
+    by their message alone (as a local run shows them), others as `Type: message`."""
+    trace = message.split("-" * 22)
+    body = trace[1] if len(trace) >= 3 else message
+    lines = [line for line in body.strip().splitlines() if line.strip()]
+    if not lines:
+        return "failed without a traceback"
+    last = lines[-1].strip()
+    name, sep, text = last.partition(": ")
+    if sep and name.replace(".", "").replace("_", "").isalnum():
+        short = name.rsplit(".", 1)[-1]
+        return text if short in ("UserError", "PluginError") else f"{short}: {text}"
+    return last
 
 
 class ClusterJobError(RuntimeError):
