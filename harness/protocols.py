@@ -249,6 +249,7 @@ class Judge(Protocol):
 
     name: str
     official: bool  # True only for the GPT-4-class API judges the protocols name
+    # optional `runs_model = True`: the judge runs a model itself (a GPU for its step on a cluster)
 
     def snapshot(self) -> str:
         """The pinned model snapshot that answers (goes into every result and cache key)."""
@@ -437,6 +438,14 @@ class JobScripts(Protocol):
     def sbatch_script(self, resources: dict[str, Any], folder: Path) -> str:
         """The job script such a step is submitted with."""
         ...
+
+
+@runtime_checkable
+class RunsHere(Protocol):
+    """Optional for a cluster executor: the steps it runs in the driver's process tree instead
+    of submitting them (`harness plan` prints no job script for those)."""
+
+    def runs_here(self, resources: dict[str, Any]) -> bool: ...
 
 
 @runtime_checkable

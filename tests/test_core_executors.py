@@ -31,7 +31,8 @@ def _dist(target: Path) -> None:
 @pytest.mark.slow
 def test_slurm_executor_through_submitit_local_matches_local(tmp_path, monkeypatch):
     _dist(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{TESTS}")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{TESTS}")  # submitit's jobs
+    monkeypatch.syspath_prepend(str(tmp_path))  # the driver's workers (judge and score steps)
     reset_plugins(load_plugins(extra=[fakes]))
     (tmp_path / "reg.toml").write_text(fakes.REGISTRY)
     config = tmp_path / "exp.toml"
@@ -55,9 +56,14 @@ def test_slurm_executor_through_submitit_local_matches_local(tmp_path, monkeypat
         for p in (tmp_path / "slurm" / "store" / "steps").glob("*/manifest.json")
     ]
     assert len(manifests) == 2 + 4 * 4  # shared stage-1 steps + 4 steps per cell
-    jobs = [m["cluster_job"] for m in manifests]
+    # training and generation went out as jobs; judge and score ran in the driver's workers
+    jobs = [m["cluster_job"] for m in manifests if m["kind"] not in ("judge", "score")]
+    assert len(jobs) == 2 + 2 * 4
     assert all(j and j["job_id"] and j["executor"] == "local" for j in jobs)
     assert all(Path(j["log"]).parent.parent == tmp_path / "slurm" / "slurm" for j in jobs)
+    here = [m for m in manifests if m["kind"] in ("judge", "score")]
+    assert len(here) == 2 * 4 and all(m["cluster_job"] is None for m in here)
+    assert os.getpid() not in {m["pid"] for m in here}  # workers, not the walk itself
 
 
 def test_job_shape_and_sbatch_script(tmp_path):

@@ -22,6 +22,7 @@ from _slurm import Cluster, missing_names, unavailable
 from harness_plugins.executors.slurm import SlurmExecutor
 from harness_plugins.executors.slurm_state import parse_squeue
 
+from harness.errors import UserError
 from harness.specs import ExecutorSpec
 
 REGISTRY = """
@@ -98,6 +99,36 @@ def test_cpu_hardware_asks_slurm_for_no_gpus():
     assert "tasks_per_node" not in ex.parameters({**ranks, "kind": "stage1"})
     local = SlurmExecutor(ExecutorSpec(name="slurm", options={"cluster": "local"}))
     assert "tasks_per_node" not in local.parameters(ranks)  # the launcher starts them there
+
+
+def test_judge_and_score_steps_run_in_the_driver_unless_the_judge_runs_a_model(tmp_path):
+    ex = SlurmExecutor(ExecutorSpec(name="slurm", partition="debug"))
+    kinds = ("stage1", "stage2", "generate", "judge", "score")
+    assert [ex.runs_here({"kind": k}) for k in kinds] == [False, False, False, True, True]
+    # a judge that runs a model (the hf judge) goes to the cluster, with one GPU
+    hf = {"kind": "judge", "judge_runs_model": True, "gpus_per_node": 8, "hardware": "a100-80g"}
+    assert not ex.runs_here(hf) and ex.parameters(hf)["gpus_per_node"] == 1
+    assert "gpus_per_node" not in ex.parameters({"kind": "judge", "gpus_per_node": 8})
+    everything = SlurmExecutor(ExecutorSpec(name="slurm", options={"run_here": []}))
+    assert not any(everything.runs_here({"kind": k}) for k in kinds)
+    with pytest.raises(UserError, match="unknown step kind.s. scoring"):
+        SlurmExecutor(ExecutorSpec(name="slurm", options={"run_here": ["scoring"]}))
+    # from the command line: one line, exit 2
+    (tmp_path / "exp.toml").write_text(
+        'sizes = ["tiny-1m"]\nexecutor = { name = "slurm", partition = "debug", '
+        'options = { run_here = ["scoring"] } }\n'
+    )
+    cmd = [sys.executable, "-m", "harness", "plan", "--config", str(tmp_path / "exp.toml")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "executor.options.run_here: unknown step kind(s) scoring "
+            "(one of stage1, stage2, generate, judge, score)"
+        )
+    )
 
 
 def test_squeue_lines_become_job_states():
@@ -340,9 +371,11 @@ def test_cpu_cluster_runs_the_matrix_through_requeue_and_scancel(cluster, projec
     after = manifests(run)
     assert len(after) == 1 + 2 * 3  # the shared stage 1; stage 2, generate, score per cell
     assert all(after[s]["start"] == m["start"] for s, m in steps.items())
-    jobs = [m["cluster_job"] for m in after.values()]
+    # scoring ran in the driver's workers (executor.options.run_here); the rest as Slurm jobs
+    jobs = [m["cluster_job"] for s, m in after.items() if not s.startswith("score/")]
     assert all(j and j["executor"] == "slurm" and j["job_id"] for j in jobs), jobs
-    assert len({j["job_id"] for j in jobs}) == len(jobs)
+    assert len({j["job_id"] for j in jobs}) == len(jobs) == 1 + 2 * 2
+    assert all(m["cluster_job"] is None for s, m in after.items() if s.startswith("score/"))
 
 
 def _jobs_of(run: Path) -> set[str]:
@@ -459,7 +492,8 @@ def test_plan_scripts_pass_sbatch_test_only(cluster, project):
     cpu = harness(project, "plan", "--executor", "slurm")
     assert cpu.returncode == 0, cpu.stderr
     scripts = _scripts(cpu.stdout)
-    assert set(scripts) == {"stage1", "stage2", "generate", "score"}
+    assert set(scripts) == {"stage1", "stage2", "generate"}  # scoring: no job (run_here)
+    assert "# score steps run in this process's workers, not as jobs" in cpu.stdout
     assert _test_only(cluster, project, scripts) == dict.fromkeys(scripts, "")
     # GPU-shaped scripts are refused by this node, which has no GPUs: what the executor avoids
     gpu_plan = harness(project, "plan", "--executor", "slurm", "--matrix", "hardware=gpu2")

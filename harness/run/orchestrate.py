@@ -12,7 +12,7 @@ from rich.console import Console
 from harness.plan.build import Options, build_plan
 from harness.plan.plan_file import Plan
 from harness.plugins import Plugins, get_plugins
-from harness.protocols import Executor, JobScripts, Stoppable
+from harness.protocols import Executor, JobScripts, RunsHere, Stoppable
 
 
 def make_executor(plan: Plan, plugins: Plugins) -> Executor:
@@ -176,9 +176,12 @@ def _show_job_scripts(plan: Plan, plugins: Plugins, console: Console) -> None:
         return
     from harness.run.runner import _resources
 
-    shown = set()
+    shown, here = set(), []
     for step in plan.steps:
         res = _resources(plan, step)
+        if isinstance(executor, RunsHere) and executor.runs_here(res):
+            here += [step.kind] if step.kind not in here else []
+            continue
         shape = repr(sorted(executor.parameters(res).items()))
         if shape in shown:
             continue
@@ -188,5 +191,12 @@ def _show_job_scripts(plan: Plan, plugins: Plugins, console: Console) -> None:
             executor.sbatch_script(res, plan.run_dir / "slurm"),
             highlight=False,
             markup=False,
+            soft_wrap=True,
+        )
+    if here:
+        console.print(
+            f"# {' and '.join(here)} steps run in this process's workers, not as jobs "
+            "(executor.options.run_here)",
+            highlight=False,
             soft_wrap=True,
         )

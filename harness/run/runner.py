@@ -201,7 +201,15 @@ def _resources(plan: Plan, step) -> dict[str, Any]:
         "hardware": cell.hardware.name,
         "accelerator": cell.hardware.accelerator,
         "log": str(log_path(plan.run_dir, step.id)),
+        "judge_runs_model": step.kind == "judge" and _judge_runs_model(cell.judge.name),
     }
+
+
+def _judge_runs_model(name: str) -> bool:
+    """Whether the judge runs a model itself (a GPU on a cluster) rather than calling an API."""
+    from harness.plugins import get_plugins
+
+    return bool(getattr(get_plugins().judge(name), "runs_model", False))
 
 
 def print_summary(plan: Plan, summary: RunSummary, console: Console) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.plan.dag import KINDS
 from harness.support.atomic import write_atomic
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("harness.slurm")
 SUBMITTED = "submitted.json"  # in RUN_DIR/slurm: the job each step was submitted to
+RUN_HERE = ("judge", "score")  # kinds the driver runs itself unless options.run_here says other
+HERE_WORKERS = 4  # the driver's worker processes for them, at most
 
 
 def default_partition_exists() -> bool | None:
@@ -67,12 +70,23 @@ class SlurmExecutor:
         self.capacity = max(1, self.spec.max_parallel if self.spec.max_parallel > 1 else 256)
         self.watcher: Any = None  # one squeue watcher for every job (slurm_state)
         self.submitted: list[Any] = []  # every handle, for stop()
+        self.here_kinds = run_here_kinds(self.spec.options)
+        self.here: Any = None  # the driver's own workers, for those kinds (started when needed)
         if self.cluster in (None, "slurm") and self.spec.partition is None:
             if default_partition_exists() is False:
                 raise UserError(
                     "this Slurm cluster has no default partition: set "
                     "executor.partition in the experiment (or --config)"
                 )
+
+    def runs_here(self, resources: dict[str, Any]) -> bool:
+        """Steps of `options.run_here` kinds (judge and score by default) run in the driver's
+        own workers: they need no GPU, API judges need the network that compute nodes often
+        lack, and a seconds-long step would otherwise wait in the queue. A judge that runs a
+        model itself goes to the cluster, with a GPU."""
+        if resources.get("judge_runs_model"):
+            return False
+        return resources.get("kind") in self.here_kinds
 
     def parameters(self, resources: dict[str, Any]) -> dict[str, Any]:
         """submitit parameters for a step's resource shape.
@@ -84,7 +98,7 @@ class SlurmExecutor:
         kind = resources.get("kind")
         nodes = 1 if kind == "stage1" else resources.get("nodes", 1)
         devices = resources.get("gpus_per_node", 0) if kind in ("stage2", "generate") else 0
-        if kind == "stage1":
+        if kind == "stage1" or resources.get("judge_runs_model"):
             devices = min(1, resources.get("gpus_per_node", 0))
         params: dict[str, Any] = {
             "timeout_min": self.spec.time_limit_min,
@@ -125,7 +139,10 @@ class SlurmExecutor:
         job of an earlier run is still running is not submitted again: that job is watched."""
         groups: dict[str, list[int]] = defaultdict(list)
         params = [self.parameters(res) for _, res in jobs]
-        handles: list[Any] = [self._earlier_job(job) for job, _ in jobs]
+        handles: list[Any] = [
+            self._workers().submit(job, res) if self.runs_here(res) else self._earlier_job(job)
+            for job, res in jobs
+        ]
         for index, p in enumerate(params):
             if handles[index] is None:
                 groups[repr(sorted(p.items()))].append(index)
@@ -184,6 +201,23 @@ class SlurmExecutor:
         )
         return EarlierJob(job_id, watcher, store, key, job.step_id)
 
+    def _workers(self) -> Any:
+        """The driver's worker processes for the steps it runs itself (judge, score)."""
+        if self.here is None:
+            from harness_plugins.executors.local import LocalExecutor
+
+            from harness.specs import ExecutorSpec
+
+            workers = max(2, min(HERE_WORKERS, self.spec.max_parallel))
+            self.here = LocalExecutor(ExecutorSpec(name="local", max_parallel=workers))
+        return self.here
+
+    def close(self) -> None:
+        """The run ended: the driver's workers go (the cluster's jobs have all ended)."""
+        if self.here is not None:
+            self.here.close()
+            self.here = None
+
     def _watcher(self) -> Any:
         from harness_plugins.executors.slurm_state import SqueueWatcher
 
@@ -201,6 +235,9 @@ class SlurmExecutor:
             SlurmStepHandle,
         )
 
+        if self.here is not None:  # the driver's workers: SIGTERM, then SIGKILL
+            self.here.stop()
+            self.here = None
         live = [h for h in self.submitted if not _finished(h)]
         self.submitted = []
         if not live:
@@ -243,6 +280,20 @@ class SlurmExecutor:
         }
         command = f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {folder / '%j'}"
         return _make_sbatch_string(command=command, folder=folder / "%j", **sbatch)
+
+
+def run_here_kinds(options: dict[str, Any]) -> frozenset[str]:
+    """`options.run_here`: the step kinds the driver runs itself; one line naming a bad one."""
+    kinds = options.get("run_here", list(RUN_HERE))
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise UserError("executor.options.run_here must be a list of step kinds")
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise UserError(
+            f"executor.options.run_here: unknown step kind(s) {', '.join(unknown)} "
+            f"(one of {', '.join(KINDS)})"
+        )
+    return frozenset(kinds)
 
 
 def _read_submitted(path: Path) -> dict[str, dict[str, str]]:

@@ -31,6 +31,7 @@ log = logging.getLogger("harness.judges.hf")
 class HFJudge:
     name = "hf"
     official = False
+    runs_model = True  # on a cluster its steps get a GPU, never the driver's machine
 
     def __init__(self, spec: JudgeSpec):
         self.spec = spec
