@@ -459,6 +459,14 @@ class Stoppable(Protocol):
 
 
 @runtime_checkable
+class Detachable(Protocol):
+    """Optional for a cluster executor: when the driver's terminal hangs up (SIGHUP), leave the
+    cluster's jobs running (a rerun waits for them) and stop only this machine's workers."""
+
+    def detach(self) -> None: ...
+
+
+@runtime_checkable
 class Closable(Protocol):
     """Optional for an executor: release workers and connections when the walk ends normally."""
 

@@ -174,6 +174,7 @@ def test_hook_register_executors(files):
     kinds = [r["kind"] for r in submitted]
     assert kinds == ["stage1", "stage2", "generate", "judge", "score"]
     shape = {"kind", "step", "nodes", "gpus_per_node", "hardware", "accelerator", "log"}
+    shape |= {"judge_runs_model"}
     assert set(submitted[0]) == shape
     results = json.loads((files / "run" / "results.json").read_text())
     assert "fakebench" in results["cells"][0]["benchmarks"]

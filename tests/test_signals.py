@@ -1,14 +1,17 @@
 """SIGTERM or SIGINT to the main `harness run` process (or Ctrl-C to its group) during stage 2:
 its workers stop with it, it says what it kept and exits 130/143, no process is left behind, and
-the rerun resumes the interrupted training from its last checkpoint."""
+the rerun resumes the interrupted training from its last checkpoint. A hung-up terminal (SIGHUP)
+does the same and exits 129; under nohup a hangup changes nothing."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -148,3 +151,98 @@ def test_resume_passes_over_a_checkpoint_cut_short_by_the_signal(tmp_path):
     (half / "adapter_model.safetensors").write_text("{}")
     assert last_checkpoint(tmp_path) == str(whole)
     assert last_checkpoint(tmp_path / "nothing-here") is None
+
+
+def _on_a_terminal(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """Start `cmd` in a new session whose controlling terminal is a fresh pty; returns the
+    process and the pty's master end (closing it hangs the terminal up: SIGHUP)."""
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def take_the_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=slave, stdout=slave, stderr=slave, preexec_fn=take_the_terminal
+    )
+    os.close(slave)
+    return proc, master
+
+
+def _drain(master: int) -> threading.Thread:
+    """Read the terminal's output as a terminal would (a full pty would block the run)."""
+
+    def read() -> None:
+        while True:
+            try:
+                if not os.read(master, 65536):
+                    return
+            except OSError:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader
+
+
+def test_a_hung_up_terminal_stops_the_workers_and_the_rerun_resumes(fake_cli):
+    """The terminal goes away (an ssh connection drops): SIGHUP, handled as SIGTERM is, with the
+    terminal's output silenced so that the stop is not cut short by writes that fail."""
+    tmp_path, cmd, env = fake_cli
+    ledger = tmp_path / "ledger"
+    proc, master = _on_a_terminal([*cmd, "--max-parallel", "2"], {**env, "FAKE_STEP_S": "0.25"})
+    _drain(master)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(_checkpoints(ledger)) == 2 and min(_checkpoints(ledger).values()) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 2
+    os.close(master)  # hang up
+    assert proc.wait(timeout=120) == 129
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"left behind: {alive}"
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["cells"]  # written on the way out, although nobody could read the terminal
+    kept = sorted(
+        json.loads(path.read_text())["step"]
+        for path in (tmp_path / "run" / "store" / "work").glob("*/checkpoint.json")
+    )
+    assert len(kept) == 2 and all(2 <= step < 60 for step in kept)
+
+    ledger.write_text("")
+    done = subprocess.run(
+        cmd, env={**env, "FAKE_STEP_S": "0"}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    resumed = [line for line in ledger.read_text().splitlines() if line.startswith("resume ")]
+    assert sorted(int(line.split()[-1]) for line in resumed) == kept
+
+
+def test_under_nohup_a_hangup_changes_nothing(fake_cli):
+    tmp_path, cmd, env = fake_cli
+    ledger = tmp_path / "ledger"
+
+    def nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        cmd,
+        env={**env, "FAKE_STEP_S": "0.02"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=nohup,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not _checkpoints(ledger):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "interrupted" not in out + err

@@ -464,6 +464,29 @@ def test_a_rerun_after_the_driver_died_waits_for_the_job_still_running_its_step(
     assert "steps: 3 ran, 1 reused, 0 failed, 0 skipped" in again.stdout
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_hung_up_driver_leaves_its_jobs_running(cluster, project):
+    """SIGHUP (the driver's ssh connection dropped): its jobs are not cancelled, unlike Ctrl-C;
+    the same command waits for them (the orphaned-driver test above)."""
+    cluster.start(gpus=0)
+    run = project / "hungup"
+    proc = harness(project, "run", "--matrix", "steps=75", wait=False, out="hungup")
+    try:
+        job = _wait_for(lambda: _running_stage2(cluster, run), "stage 2 running")
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = (project / "hungup.out").read_text()
+    assert proc.returncode == 129, output[-3000:]
+    assert f"1 Slurm job(s) keep running: {job} (the same command waits for them)" in output
+    assert "cancelled" not in output
+    assert _stage2_tasks(cluster).get(job) == "RUNNING"
+    assert cluster.client(["scancel", job]).returncode == 0  # the test's own cleanup
+
+
 def _scripts(plan_output: str) -> dict[str, str]:
     """The job scripts `harness plan --executor slurm` prints, by the step kind they are for."""
     out = {}

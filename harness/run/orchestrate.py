@@ -12,7 +12,7 @@ from rich.console import Console
 from harness.plan.build import Options, build_plan
 from harness.plan.plan_file import Plan
 from harness.plugins import Plugins, get_plugins
-from harness.protocols import Executor, JobScripts, RunsHere, Stoppable
+from harness.protocols import Executor, JobScripts, RunsHere
 
 
 def make_executor(plan: Plan, plugins: Plugins) -> Executor:
@@ -47,7 +47,7 @@ def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
     folder and the store stay locked (released last, after any workers have stopped)."""
     from harness.cost.budget import spend_guard
     from harness.run.collect import write_results
-    from harness.run.runner import RunSummary, print_summary, run_plan
+    from harness.run.runner import RunSummary, close_executor, print_summary, run_plan
     from harness.support import locks
     from harness.support.interrupts import Interrupted, raising_interrupted
 
@@ -62,8 +62,7 @@ def execute(plan: Plan, plugins: Plugins, console: Console) -> int:
             try:
                 summary = run_plan(plan, executor, console, spend_guard=guard)
             except Interrupted as exc:  # came just before or after the walk itself
-                if isinstance(executor, Stoppable):
-                    executor.stop()
+                close_executor(executor, stop=True, signum=exc.signum)
                 summary = RunSummary(interrupted=exc.signum)
                 summary.reused = [s.id for s in plan.steps if plan.store.done(s.key)]
         path, kept = write_results(plan, summary)

@@ -8,6 +8,7 @@ and ends the walk; steps in flight keep their work folders for the next run to r
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from rich.console import Console
 from harness.errors import PluginError, UserError
 from harness.plan.dag import KINDS
 from harness.plan.plan_file import Plan
-from harness.protocols import BatchSubmit, Closable, Stoppable
+from harness.protocols import BatchSubmit, Closable, Detachable, Stoppable
 from harness.run.display import RunDisplay
 from harness.run.jobs import StepJob, log_path
 from harness.support.interrupts import Interrupted
@@ -76,18 +77,21 @@ def run_plan(
         summary.interrupted = exc.signum
         settled = set(state) | {s.id for s in pending}
         summary.in_flight = [s.id for s in plan.steps if s.id not in settled]
-        _close(executor, stop=True)
+        close_executor(executor, stop=True, signum=exc.signum)
     except BaseException:  # a bug in the walk itself: no worker may outlive it
-        _close(executor, stop=True)
+        close_executor(executor, stop=True)
         raise
     else:
-        _close(executor, stop=False)
+        close_executor(executor, stop=False)
     return summary
 
 
-def _close(executor: Any, stop: bool) -> None:
-    """Stop (interrupt) or shut down (normal end) an executor's workers, if it has any."""
-    if stop and isinstance(executor, Stoppable):
+def close_executor(executor: Any, stop: bool, signum: int | None = None) -> None:
+    """Stop (interrupt) or shut down (normal end) an executor's workers, if it has any. A hung-up
+    terminal leaves a cluster's jobs running (Detachable): a rerun waits for them."""
+    if stop and signum == signal.SIGHUP and isinstance(executor, Detachable):
+        executor.detach()
+    elif stop and isinstance(executor, Stoppable):
         executor.stop()
     elif not stop and isinstance(executor, Closable):
         executor.close()

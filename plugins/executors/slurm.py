@@ -225,6 +225,22 @@ class SlurmExecutor:
             self.watcher = SqueueWatcher()
         return self.watcher
 
+    def detach(self) -> None:
+        """The driver's terminal hung up: its own workers stop, the cluster's jobs run on, and
+        the same command run again waits for them (`_earlier_job`) instead of submitting twice."""
+        if self.here is not None:
+            self.here.stop()
+            self.here = None
+        live = [h for h in self.submitted if not _finished(h) and hasattr(h, "job_id")]
+        self.submitted = []
+        if live:
+            ids = sorted({str(h.job_id) for h in live}, key=_job_order)
+            log.warning(
+                "%d Slurm job(s) keep running: %s (the same command waits for them)",
+                len(ids),
+                " ".join(ids),
+            )
+
     def stop(self) -> None:
         """Cancel the submitted jobs that have not ended, so that an interrupted run stops
         spending GPU-hours; training steps keep their checkpoints and resume on the next run."""
