@@ -117,15 +117,27 @@ def test_signal_stops_workers_and_rerun_resumes(fake_cli, signum, code, to_group
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"left behind: {alive}"
     assert not _group_members(workers)
+    kept = _kept_mid_training(tmp_path)
+    for cell in CELLS:  # each worker unwound its step (its cleanup ran) before it exited
+        log = (tmp_path / "run" / "logs" / f"stage2__{cell}.log").read_text()
+        assert "stopped:" in log
+    _rerun_resumes_from(kept, fake_cli)
+
+
+def _kept_mid_training(tmp_path: Path) -> list[int]:
+    """The checkpoint steps the stopped run kept, one per cell, both mid-training."""
     kept = sorted(
         json.loads(path.read_text())["step"]
         for path in (tmp_path / "run" / "store" / "work").glob("*/checkpoint.json")
     )
-    assert len(kept) == 2 and all(2 <= step < 60 for step in kept)  # stopped mid-training
-    for cell in CELLS:  # each worker unwound its step (its cleanup ran) before it exited
-        log = (tmp_path / "run" / "logs" / f"stage2__{cell}.log").read_text()
-        assert "stopped:" in log
+    assert len(kept) == 2 and all(2 <= step < 60 for step in kept)
+    return kept
 
+
+def _rerun_resumes_from(kept: list[int], fake_cli) -> None:
+    """The same command finishes, each cell's training resumed from the checkpoint it kept."""
+    tmp_path, cmd, env = fake_cli
+    ledger = tmp_path / "ledger"
     ledger.write_text("")
     done = subprocess.run(
         cmd, env={**env, "FAKE_STEP_S": "0"}, capture_output=True, text=True, timeout=120
@@ -209,19 +221,7 @@ def test_a_hung_up_terminal_stops_the_workers_and_the_rerun_resumes(fake_cli):
     assert not alive, f"left behind: {alive}"
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["cells"]  # written on the way out, although nobody could read the terminal
-    kept = sorted(
-        json.loads(path.read_text())["step"]
-        for path in (tmp_path / "run" / "store" / "work").glob("*/checkpoint.json")
-    )
-    assert len(kept) == 2 and all(2 <= step < 60 for step in kept)
-
-    ledger.write_text("")
-    done = subprocess.run(
-        cmd, env={**env, "FAKE_STEP_S": "0"}, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
-    resumed = [line for line in ledger.read_text().splitlines() if line.startswith("resume ")]
-    assert sorted(int(line.split()[-1]) for line in resumed) == kept
+    _rerun_resumes_from(_kept_mid_training(tmp_path), fake_cli)
 
 
 def test_under_nohup_a_hangup_changes_nothing(fake_cli):

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _quick import QUICK_REGISTRY, QUICK_TRAINING
 from _slurm import Cluster, missing_names, unavailable
 from harness_plugins.executors.slurm import SlurmExecutor
 from harness_plugins.executors.slurm_state import parse_squeue
@@ -25,56 +26,27 @@ from harness_plugins.executors.slurm_state import parse_squeue
 from harness.errors import UserError
 from harness.specs import ExecutorSpec
 
-REGISTRY = """
-[towers.quick-clip]
-hidden_size = 32
-patch_size = 8
-resolutions = [32]
-tiny = { layers = 2, heads = 2, intermediate = 64, pretrain_steps = 3 }
-
-[sizes.quick]
-hidden_size = 64
-params_b = 0.0001
-tower = "quick-clip"
-tiny = { layers = 1, heads = 2, intermediate = 128, vocab = 600, pretrain_steps = 3 }
-
+REGISTRY = (
+    QUICK_REGISTRY
+    + """
 [hardware.gpu2]   # a node with two GPUs (the test cluster's are /dev/null and /dev/zero)
 gpus_per_node = 2
 gpu_memory_gb = 80
 usd_per_node_hour = 1.0
-
-[hardware.cpu-2node]   # two nodes of one CPU rank each (the test cluster's two slurmd)
-accelerator = "cpu"
-nodes = 2
-gpus_per_node = 1
-gpu_memory_gb = 24
-usd_per_node_hour = 0.10
 """
+)
 
-EXPERIMENT = """
+EXPERIMENT = (
+    """
 sizes = ["quick"]
 methods = ["lora"]
 benchmarks = ["mmlu"]
 judge = { name = "reference" }
 eval = { batch_size = 32, max_new_tokens = 8 }
 executor = { name = "slurm", time_limit_min = 20 }
-
-[stage1.tiny]
-global_batch = 8
-micro_batch = 8
-max_length = 128
-lr = 2e-3
-max_steps = 3
-precision = "fp32"
-
-[stage2.tiny]
-global_batch = 16
-micro_batch = 16
-max_length = 128
-max_steps = 5
-precision = "fp32"
-lora = { lr = 2e-3, lora_rank = 4, lora_alpha = 8 }
 """
+    + QUICK_TRAINING
+)
 
 
 # --- without a cluster: what the executor asks Slurm for, and how it reads squeue ---------------

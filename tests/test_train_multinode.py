@@ -15,53 +15,20 @@ import sys
 
 import pytest
 from _pdsh import stand_in_ssh, unavailable
+from _quick import QUICK_REGISTRY, QUICK_TRAINING
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]  # installs pdsh as root, as the Slurm tests
 
-REGISTRY = """
-[towers.quick-clip]
-hidden_size = 32
-patch_size = 8
-resolutions = [32]
-tiny = { layers = 2, heads = 2, intermediate = 64, pretrain_steps = 3 }
-
-[sizes.quick]
-hidden_size = 64
-params_b = 0.0001
-tower = "quick-clip"
-tiny = { layers = 1, heads = 2, intermediate = 128, vocab = 600, pretrain_steps = 3 }
-
-[hardware.cpu-2node]   # two nodes of one CPU rank each
-accelerator = "cpu"
-nodes = 2
-gpus_per_node = 1
-gpu_memory_gb = 24
-usd_per_node_hour = 0.10
-"""
-
-EXPERIMENT = """
+EXPERIMENT = (
+    """
 sizes = ["quick"]
 methods = ["lora"]
 benchmarks = []
 judge = { name = "reference" }
 hardware = "cpu-2node"
-
-[stage1.tiny]
-global_batch = 8
-micro_batch = 8
-max_length = 128
-lr = 2e-3
-max_steps = 3
-precision = "fp32"
-
-[stage2.tiny]
-global_batch = 16
-micro_batch = 8
-max_length = 128
-max_steps = 5
-precision = "fp32"
-lora = { lr = 2e-3, lora_rank = 4, lora_alpha = 8 }
 """
+    + QUICK_TRAINING
+)
 
 
 def test_stage2_on_two_hostfile_nodes_trains_as_one_world_with_the_harness_environment(tmp_path):
@@ -71,7 +38,7 @@ def test_stage2_on_two_hostfile_nodes_trains_as_one_world_with_the_harness_envir
     if reason:
         pytest.skip(reason)
     bin_dir, logins = stand_in_ssh(tmp_path / "ssh")
-    (tmp_path / "reg.toml").write_text(REGISTRY)
+    (tmp_path / "reg.toml").write_text(QUICK_REGISTRY)
     (tmp_path / "exp.toml").write_text(EXPERIMENT)
     hostfile = tmp_path / "hostfile"
     hostfile.write_text("localhost slots=1\n127.0.0.1 slots=1\n")
