@@ -252,6 +252,9 @@ class DataSource(Spec):
         return cls(kind="local", path=text, seed=seed)
 
 
+TRAIN_ROLES = ("captions", "instructions", "language")  # stage 1; stage 2; stage 2 mixed in
+
+
 class DataMixSpec(Spec):
     """Stage data: captions for stage 1, instructions (+ language-only at a ratio) for stage 2."""
 
@@ -372,6 +375,8 @@ class ExperimentSpec(Spec):
     mixes: list[str] = ["llava"]
     benchmarks: list[str] = []
     data: dict[str, str] = Field(default_factory=dict)  # benchmark -> source text
+    # training data by role (captions, instructions, language) -> source text; the rest: the world
+    train_data: dict[str, str] = Field(default_factory=dict)
     judge: JudgeSpec = JudgeSpec()
     hardware: str | None = None  # None: "cpu" for tiny sizes, "a100-80g" otherwise
     executor: ExecutorSpec = ExecutorSpec()
@@ -383,6 +388,21 @@ class ExperimentSpec(Spec):
     axes: dict[str, list[Any]] = Field(default_factory=dict)  # extra matrix axes (rank, lr, beam..)
     budget_usd: NonNegativeFloat | None = None
     seed: NonNegativeInt = 0
+
+    @field_validator("train_data")
+    @classmethod
+    def _train_roles(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(TRAIN_ROLES))
+        if unknown:
+            raise ValueError(
+                f"train_data: unknown role {unknown[0]!r} (one of {', '.join(TRAIN_ROLES)})"
+            )
+        for role, text in v.items():
+            try:
+                DataSource.parse(text)
+            except UserError as exc:
+                raise ValueError(f"train_data {role}: {exc}") from None
+        return v
 
     @field_validator("benchmarks")
     @classmethod

@@ -49,6 +49,13 @@ Judge = Annotated[str | None, typer.Option("--judge", help="NAME[:SNAPSHOT]")]
 Data = Annotated[
     list[str] | None, typer.Option("--data", help="BENCHMARK=PATH|hub:ID|synthetic (repeatable)")
 ]
+TrainData = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--train-data",
+        help="captions|instructions|language=PATH|hub:ID|synthetic: training data (repeatable)",
+    ),
+]
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="run folder (default runs/NAME)")]
 Store = Annotated[Path | None, typer.Option("--store", help="step store shared between runs")]
 Executor = Annotated[str | None, typer.Option("--executor", help="local | slurm | ...")]
@@ -68,6 +75,7 @@ def _options(**kw):
 
     kw["matrix"] = kw.get("matrix") or []
     kw["data"] = kw.get("data") or []
+    kw["train_data"] = kw.get("train_data") or []
     return Options(**kw)
 
 
@@ -97,6 +105,7 @@ def run(
     benchmarks: Benchmarks = None,
     judge: Judge = None,
     data: Data = None,
+    train_data: TrainData = None,
     out: Out = None,
     store: Store = None,
     executor: Executor = None,
@@ -120,6 +129,7 @@ def plan(
     benchmarks: Benchmarks = None,
     judge: Judge = None,
     data: Data = None,
+    train_data: TrainData = None,
     out: Out = None,
     store: Store = None,
     executor: Executor = None,

@@ -271,7 +271,7 @@ def resolve_cell(
     evals = [_eval_spec(exp, bench, point, plugins) for bench in exp.benchmarks]
     if isinstance(backend, LanguageOnly) and backend.language_only:
         evals = [e for e in evals if plugins.benchmark(e.benchmark).modality == "language"]
-    mix = _mix(point.get("mix", "llava"), exp.seed)
+    mix = _mix(point.get("mix", "llava"), exp.seed, exp.train_data)
     return CellSpec(
         id=cid,
         axes=point,
@@ -310,13 +310,16 @@ def _eval_spec(
         raise UserError(f"eval settings for {bench}: {describe_error(exc, EvalSpec)}") from None
 
 
-def _mix(name: str, seed: int) -> DataMixSpec:
+def _mix(name: str, seed: int, train_data: dict[str, str] | None = None) -> DataMixSpec:
     """`llava` (instructions only) or `llava+sharegpt[:RATIO]` (language-only mixed in), read
-    from the synthetic world of the experiment's seed (the benchmarks' and foundations' world)."""
+    from the experiment's `train_data` sources (a LLaVA JSON file, a saved or hub dataset) and,
+    for the roles it leaves out, from the synthetic world of the experiment's seed."""
     base, _, ratio = name.partition(":")
+    given = {role: DataSource.parse(text, seed=seed) for role, text in (train_data or {}).items()}
     world = DataSource(seed=seed)
+    sources = {role: given.get(role, world) for role in ("captions", "instructions")}
     if base == "llava":
-        return DataMixSpec(name=name, captions=world, instructions=world, seed=seed)
+        return DataMixSpec(name=name, **sources, seed=seed)
     if base == "llava+sharegpt":
         try:
             value = float(ratio) if ratio else 1.0
@@ -326,9 +329,8 @@ def _mix(name: str, seed: int) -> DataMixSpec:
             raise UserError(f"mix {name!r}: the ratio must be in (0, 1], got {ratio}")
         return DataMixSpec(
             name=name,
-            captions=world,
-            instructions=world,
-            language=world,
+            **sources,
+            language=given.get("language", world),
             language_ratio=value,
             seed=seed,
         )

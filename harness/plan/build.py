@@ -21,7 +21,13 @@ from harness.config.validation import describe_error, read_toml
 from harness.errors import UserError
 from harness.plan.dag import build_dag
 from harness.plan.plan_file import Plan
-from harness.plan.preflight import check_folders, check_matrix_size, check_sources, check_step_count
+from harness.plan.preflight import (
+    check_folders,
+    check_matrix_size,
+    check_sources,
+    check_step_count,
+    check_train_sources,
+)
 from harness.plugins import Plugins
 from harness.specs import DataSource, ExperimentSpec
 
@@ -36,6 +42,7 @@ class Options:
     benchmarks: str | None = None
     judge: str | None = None
     data: list[str] = field(default_factory=list)
+    train_data: list[str] = field(default_factory=list)
     out: Path | None = None
     store: Path | None = None
     executor: str | None = None
@@ -66,21 +73,24 @@ def _config_experiment(path: Path, registry: Registry) -> ExperimentSpec:
         raise UserError(f"config {path}: {describe_error(exc, ExperimentSpec)}") from None
 
 
-def _data_flags(entries: list[str], data: dict[str, str]) -> dict[str, str]:
+def _data_flags(
+    entries: list[str], data: dict[str, str], flag: str = "--data", what: str = "BENCHMARK"
+) -> dict[str, str]:
+    """`NAME=SOURCE` flags over the config's table; each bad one named in one line."""
     given: set[str] = set()
     for entry in entries:
-        bench, sep, source = entry.partition("=")
-        bench, source = bench.strip(), source.strip()
-        if not sep or not bench or not source:
-            raise UserError(f"malformed --data {entry!r}: expected BENCHMARK=PATH|hub:ID|synthetic")
-        if bench in given:
-            raise UserError(f"--data {bench} is given twice: give one source per benchmark")
-        given.add(bench)
+        name, sep, source = entry.partition("=")
+        name, source = name.strip(), source.strip()
+        if not sep or not name or not source:
+            raise UserError(f"malformed {flag} {entry!r}: expected {what}=PATH|hub:ID|synthetic")
+        if name in given:
+            raise UserError(f"{flag} {name} is given twice: give one source per {what.lower()}")
+        given.add(name)
         try:
             DataSource.parse(source)
         except UserError as exc:
-            raise UserError(f"--data {entry}: {exc}") from None
-        data[bench] = source
+            raise UserError(f"{flag} {entry}: {exc}") from None
+        data[name] = source
     return data
 
 
@@ -100,6 +110,10 @@ def _flag_updates(opts: Options, body: dict[str, Any]) -> dict[str, Any]:
         body["judge"] = {**body["judge"], "name": name.strip(), "snapshot": snapshot or None}
     if opts.data:
         body["data"] = _data_flags(opts.data, dict(body["data"]))
+    if opts.train_data:
+        body["train_data"] = _data_flags(
+            opts.train_data, dict(body["train_data"]), flag="--train-data", what="ROLE"
+        )
     if opts.budget_usd is not None:
         if not (math.isfinite(opts.budget_usd) and opts.budget_usd >= 0):
             raise UserError(f"--budget-usd {opts.budget_usd}: must be a number >= 0")
@@ -154,6 +168,7 @@ def build_plan(opts: Options, plugins: Plugins) -> Plan:
     if not cells:
         raise UserError("the matrix has no cells")
     check_step_count(cells, plugins)
+    check_train_sources(cells, exp.train_data)
     mirror = opts.assets_mirror or os.environ.get("HARNESS_ASSETS_MIRROR") or None
     if mirror is not None and not Path(mirror).is_dir():
         raise UserError(f"assets mirror {mirror} is not a folder")

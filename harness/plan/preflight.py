@@ -97,6 +97,21 @@ def check_sources(plan: Any, plugins: Plugins) -> None:
                 _call_check(plugins, bench, source, ctx)
 
 
+def check_train_sources(cells: list[Any], train_data: dict[str, str]) -> None:
+    """Each cell's local training data must be there before any step (a stage-1 job would find
+    out hours later, on a node); a `language` source that no cell's mix reads is named."""
+    for cell in cells:
+        for role in ("captions", "instructions", "language"):
+            source = getattr(cell.mix, role)
+            if source is not None and source.kind == "local":
+                if not Path(source.path or "").expanduser().exists():
+                    raise UserError(f"train data {role}: {source.path} does not exist")
+    if "language" in train_data and all(cell.mix.language is None for cell in cells):
+        from harness.errors import warn
+
+        warn("train data language: no cell's mix reads it (mix=llava+sharegpt[:RATIO] does)")
+
+
 def _call_check(plugins: Plugins, bench: Any, source: Any, ctx: Any) -> None:
     try:
         bench.check(source, ctx)
