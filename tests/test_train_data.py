@@ -98,3 +98,14 @@ def test_bad_train_data_is_one_line_and_nothing_is_written(files, flag, line):
     assert done.returncode == 2, done.stderr
     assert line.format(missing=missing) in done.stderr.strip().splitlines()[-1]
     assert not (files / "run").exists()
+
+
+def test_language_data_that_no_mix_reads_is_warned_about(files):
+    language = files / "data" / "stage2" / "sharegpt.json"
+    done = _harness(files, "plan", "--train-data", f"language={language}")
+    assert done.returncode == 0, done.stderr
+    assert "train data language: no cell's mix reads it" in done.stderr
+    mixed = _harness(
+        files, "plan", "--train-data", f"language={language}", "-m", "mix=llava+sharegpt"
+    )
+    assert mixed.returncode == 0 and "no cell's mix reads it" not in mixed.stderr
