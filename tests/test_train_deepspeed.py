@@ -197,7 +197,7 @@ def test_other_nodes_are_used_only_when_a_hostfile_names_them(monkeypatch, tmp_p
     assert settings.planned_world(four_nodes) == (0, 1)
 
 
-def test_other_nodes_get_the_harness_environment_but_no_secret(tmp_path):
+def test_other_nodes_get_the_harness_environment_but_no_secret(tmp_path, monkeypatch):
     """What the deepspeed launcher exports on every node of a hostfile (ranks there start from a
     fresh login). The run through real pdsh: tests/test_train_multinode.py."""
     from harness.train.launch import PARENT_ENV, carried_env, write_env_file
@@ -225,7 +225,28 @@ def test_other_nodes_get_the_harness_environment_but_no_secret(tmp_path):
     }
     assert left == ["HARNESS_JUDGE_API_KEY", "HARNESS_NOTE", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN"]
     lines = []
-    path = write_env_file(env, tmp_path / "launch.env", lines.append)
+    monkeypatch.chdir(tmp_path)  # no DeepSpeed env file of the user's here, nor in HOME
+    path = write_env_file({**env, "HOME": str(tmp_path)}, tmp_path / "launch.env", lines.append)
     assert path.read_text().splitlines()[0] == "HARNESS_CACHE=/shared/cache"
     assert path.stat().st_mode & 0o777 == 0o600
     assert "s3cr3t" not in path.read_text() + "".join(lines)
+
+
+def test_the_users_own_deepspeed_env_file_still_reaches_the_other_nodes(tmp_path, monkeypatch):
+    """DeepSpeed exports one env file only: the harness's takes in the user's lines."""
+    from harness.train.launch import write_env_file
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".deepspeed_env").write_text("NCCL_IB_HCA=mlx5_0\nHARNESS_CACHE=/theirs\n")
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    env = {"HOME": str(home), "HARNESS_CACHE": "/shared/cache", "HF_HUB_OFFLINE": "1"}
+    path = write_env_file(env, tmp_path / "launch.env", lines.append)
+    written = dict(line.split("=", 1) for line in path.read_text().splitlines())
+    assert written == {
+        "HARNESS_CACHE": "/theirs",  # their file wins where both set a variable
+        "HF_HUB_OFFLINE": "1",
+        "NCCL_IB_HCA": "mlx5_0",
+    }
+    assert "and 2 from your DeepSpeed env file(s): NCCL_IB_HCA, HARNESS_CACHE" in lines

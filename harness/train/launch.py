@@ -113,14 +113,37 @@ def carried_env(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 
 def write_env_file(env: dict[str, str], path: Path, log: Callable[[str], None]) -> Path:
     """DeepSpeed's environment file (`KEY=VALUE` lines, exported on every node), readable by
-    this user only; the log names what goes and what stays."""
+    this user only; the log names what goes and what stays. DeepSpeed reads one such file only,
+    so the user's own (`~/.deepspeed_env` or `./.deepspeed_env`, often NCCL settings) is copied
+    in first, and its lines win over the harness's."""
     carried, left = carried_env(env)
+    own = users_env_lines(env)
+    lines = {**carried, **own}
     path.touch(mode=0o600)
-    path.write_text("".join(f"{k}={v}\n" for k, v in carried.items()))
+    path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
     log(f"other nodes get {len(carried)} variable(s): {', '.join(carried) or 'none'}")
+    if own:
+        log(f"and {len(own)} from your DeepSpeed env file(s): {', '.join(own)}")
     if left:
         log(f"not carried to other nodes (secrets, or unexportable values): {', '.join(left)}")
     return path
+
+
+def users_env_lines(env: dict[str, str]) -> dict[str, str]:
+    """The `KEY=VALUE` lines DeepSpeed would have exported without the harness's file: its
+    environment file name (DS_ENV_FILE, `.deepspeed_env`) in the home folder, then here."""
+    name = env.get("DS_ENV_FILE") or ".deepspeed_env"
+    lines: dict[str, str] = {}
+    for folder in (Path(env.get("HOME") or Path.home()), Path.cwd()):
+        try:
+            text = (folder / name).read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip():
+                lines[key.strip()] = value.strip()
+    return lines
 
 
 def _free_port() -> int:
