@@ -97,6 +97,8 @@ class CellResult(Model):
     axes: dict[str, Any]
     spec_sha256: str
     model: dict[str, Any] = Field(default_factory=dict)
+    # what each stage trained on, by role: source, and a local file's sha256 (its manifest's)
+    data: dict[str, dict[str, Any]] = Field(default_factory=dict)
     train: dict[str, TrainRecord] = Field(default_factory=dict)  # "stage1", "stage2"
     benchmarks: dict[str, BenchmarkResult] = Field(default_factory=dict)
     cost: CostRecord = Field(default_factory=CostRecord)

@@ -67,6 +67,14 @@ def test_stages_train_on_the_files_given_and_their_content_keys_the_steps(files)
     assert cell["mix"]["instructions"]["path"] == str(mine)
     given = {"captions": str(captions), "instructions": str(mine)}
     assert plan["experiment"]["train_data"] == given
+    # the results say what each stage trained on, with each file's sha256 as it was read
+    from harness.support.fingerprint import file_sha256
+
+    results = json.loads((files / "run" / "results.json").read_text())
+    assert results["cells"][0]["data"] == {
+        role: {"kind": "local", "path": str(path), "split": None, "sha256": file_sha256(path)}
+        for role, path in (("captions", captions), ("instructions", mine))
+    }
 
     # the same flags plan nothing new; a changed file retrains stage 2 only
     assert _steps(files, *flags) == {

@@ -60,12 +60,7 @@ def inputs_beyond_spec(cell: CellSpec, stage: str) -> dict[str, Any]:
     fingerprints of local data files (stage 1 reads the captions only), and an evaluated
     checkpoint's files (or hub revision)."""
     out: dict[str, Any] = {}
-    mix = cell.mix
-    sources = {"captions": mix.captions}
-    if stage == "stage2":
-        sources = {"instructions": mix.instructions}
-        if mix.language is not None:
-            sources["language"] = mix.language
+    sources = stage_sources(cell, stage)
     tiny = cell.model.is_tiny
     if tiny or any(src.kind == "synthetic" for src in sources.values()):
         out["synthetic"] = SYNTHETIC_VERSION  # tiny foundations are built from the world too
@@ -79,6 +74,34 @@ def inputs_beyond_spec(cell: CellSpec, stage: str) -> dict[str, Any]:
         from harness.eval.checkpoint_files import checkpoint_fingerprint
 
         out["checkpoint"] = checkpoint_fingerprint(cell.stage2.checkpoint)
+    return out
+
+
+def stage_sources(cell: CellSpec, stage: str) -> dict[str, DataSource]:
+    """The training data a stage reads, by role: stage 1 the captions, stage 2 the
+    instructions (and the language-only data of a mix that has it)."""
+    mix = cell.mix
+    if stage == "stage1":
+        return {"captions": mix.captions}
+    sources = {"instructions": mix.instructions}
+    if mix.language is not None:
+        sources["language"] = mix.language
+    return sources
+
+
+def trained_on(cell: CellSpec, stage: str) -> dict[str, dict[str, Any]]:
+    """What a stage trained on, for its manifest and the results: each role's source and, for
+    a local file or folder, its content sha256 as read now (the key's fingerprint)."""
+    out = {}
+    for role, source in stage_sources(cell, stage).items():
+        entry: dict[str, Any] = {"kind": source.kind}
+        if source.kind == "synthetic":
+            entry.update(scale=source.scale, seed=source.seed, version=SYNTHETIC_VERSION)
+        else:
+            entry.update(path=source.path, split=source.split)
+        if content := source_content(source):
+            entry["sha256"] = content
+        out[role] = entry
     return out
 
 

@@ -89,6 +89,7 @@ def collect(
             if step.kind in ("stage1", "stage2"):
                 record = TrainRecord.model_validate_json((folder / "record.json").read_text())
                 result.train[step.kind] = record
+                result.data.update(manifest.get("data") or {})
                 setattr(
                     cost,
                     f"{step.kind}_gpu_hours",

@@ -56,7 +56,13 @@ def run_train(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) ->
         record.model_dump() if hasattr(record, "model_dump") else record
     )
     (work / "record.json").write_text(record.model_dump_json(indent=2) + "\n")
-    return {"gpus": record.gpus, "gpu_hours_per_node": record.gpu_hours_per_node}
+    from harness.plan.dag import trained_on
+
+    return {
+        "gpus": record.gpus,
+        "gpu_hours_per_node": record.gpu_hours_per_node,
+        "data": {} if cell.stage2.method == "checkpoint" else trained_on(cell, step.kind),
+    }
 
 
 def run_generate(plan: Plan, step: Step, plugins: Plugins, work: Path, log: Log) -> dict:
