@@ -1,4 +1,5 @@
-"""The slurm executor: one submitit job per step, shaped by the cell (nodes, GPUs, time).
+"""The slurm executor: one submitit job per step, shaped by the cell (nodes, GPUs, time);
+judge and score steps run in the driver's own workers instead (`options.run_here`).
 
 Steps that become ready together with the same resource shape go out as one job array. A
 preempted job is requeued and resumes from its last checkpoint, because training steps keep
@@ -6,12 +7,12 @@ their work folder in the store. Job states come from `squeue`, not `sacct` (slur
 clusters without an accounting database), and ranks Slurm starts are handled in slurm_ranks.
 `options.cluster = "local"` runs the same jobs through submitit's local executor (tests, a
 workstation); `"debug"` runs them in process. An interrupted run cancels the jobs it submitted
-that have not ended (`stop`). docs/clusters.md says what a real cluster proved.
+that have not ended, and a rerun waits for the jobs an earlier driver left (slurm_jobs).
+docs/clusters.md says what a real cluster proved.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 import shutil
@@ -21,16 +22,22 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness_plugins.executors.slurm_jobs import (
+    cancel,
+    earlier_job,
+    finished,
+    job_order,
+    remember,
+)
+
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
 from harness.plan.dag import KINDS
-from harness.support.atomic import write_atomic
 
 if TYPE_CHECKING:
     from harness.specs import ExecutorSpec
 
 log = logging.getLogger("harness.slurm")
-SUBMITTED = "submitted.json"  # in RUN_DIR/slurm: the job each step was submitted to
 RUN_HERE = ("judge", "score")  # kinds the driver runs itself unless options.run_here says other
 HERE_WORKERS = 4  # the driver's worker processes for them, at most
 
@@ -140,7 +147,7 @@ class SlurmExecutor:
         groups: dict[str, list[int]] = defaultdict(list)
         params = [self.parameters(res) for _, res in jobs]
         handles: list[Any] = [
-            self._workers().submit(job, res) if self.runs_here(res) else self._earlier_job(job)
+            self._workers().submit(job, res) if self.runs_here(res) else self._earlier(job)
             for job, res in jobs
         ]
         for index, p in enumerate(params):
@@ -153,53 +160,9 @@ class SlurmExecutor:
                 submitted = [ex.submit(self._ranked(jobs[i][0], params[i])) for i in indices]
             for i, handle in zip(indices, submitted, strict=True):
                 handles[i] = self._handle(handle)
-            self._remember([jobs[i][0] for i in indices], [handles[i] for i in indices])
+            remember([jobs[i][0] for i in indices], [handles[i] for i in indices])
         self.submitted.extend(handles)
         return handles
-
-    def _remember(self, jobs: list[Any], handles: list[Any]) -> None:
-        """Note which Slurm job runs which step (RUN_DIR/slurm/submitted.json), for a rerun
-        after this driver died: jobs still pending or running are watched, not submitted twice."""
-        entries = {
-            job.step_id: {"job_id": handle.job_id, "key": job.key}
-            for job, handle in zip(jobs, handles, strict=True)
-            if getattr(job, "key", None) and type(handle).__name__ == "SlurmStepHandle"
-        }
-        if not entries:
-            return
-        path = Path(jobs[0].run_dir) / "slurm" / SUBMITTED
-        write_atomic(path, json.dumps({**_read_submitted(path), **entries}, indent=1) + "\n")
-
-    def _earlier_job(self, job: Any) -> Any:
-        """The step's job from an earlier run that Slurm still has, pending or running: the one
-        this run folder submitted it to, or the one its lock names (another run folder's)."""
-        key, store_root = getattr(job, "key", None), getattr(job, "store_root", None)
-        if self.cluster not in (None, "slurm") or key is None or store_root is None:
-            return None
-        from harness_plugins.executors.slurm_state import EarlierJob
-
-        from harness.plan.store import Store
-        from harness.support.locks import slurm_job_of
-
-        store = Store(Path(store_root))
-        recorded = _read_submitted(Path(job.run_dir) / "slurm" / SUBMITTED).get(job.step_id, {})
-        candidates = [recorded.get("job_id")] if recorded.get("key") == key else []
-        try:
-            candidates.append(slurm_job_of(store.step_lock_path(key).read_text()))
-        except OSError:
-            pass
-        watcher = self._watcher()
-        alive = [j for j in dict.fromkeys(candidates) if j and _still_there(watcher, j)]
-        if not alive:
-            return None
-        job_id = alive[0]
-        log.warning(
-            "%s: slurm job %s of an earlier run is still running it: waiting for that job "
-            "instead of submitting another",
-            job.step_id,
-            job_id,
-        )
-        return EarlierJob(job_id, watcher, store, key, job.step_id)
 
     def _workers(self) -> Any:
         """The driver's worker processes for the steps it runs itself (judge, score)."""
@@ -225,16 +188,22 @@ class SlurmExecutor:
             self.watcher = SqueueWatcher()
         return self.watcher
 
+    def _earlier(self, job: Any) -> Any:
+        """The step's job of an earlier run, still pending or running in Slurm, or None."""
+        if self.cluster not in (None, "slurm"):
+            return None
+        return earlier_job(job, self._watcher())
+
     def detach(self) -> None:
         """The driver's terminal hung up: its own workers stop, the cluster's jobs run on, and
-        the same command run again waits for them (`_earlier_job`) instead of submitting twice."""
+        the same command run again waits for them instead of submitting them twice."""
         if self.here is not None:
             self.here.stop()
             self.here = None
-        live = [h for h in self.submitted if not _finished(h) and hasattr(h, "job_id")]
+        live = [h for h in self.submitted if not finished(h) and hasattr(h, "job_id")]
         self.submitted = []
         if live:
-            ids = sorted({str(h.job_id) for h in live}, key=_job_order)
+            ids = sorted({str(h.job_id) for h in live}, key=job_order)
             log.warning(
                 "%d Slurm job(s) keep running: %s (the same command waits for them)",
                 len(ids),
@@ -244,30 +213,12 @@ class SlurmExecutor:
     def stop(self) -> None:
         """Cancel the submitted jobs that have not ended, so that an interrupted run stops
         spending GPU-hours; training steps keep their checkpoints and resume on the next run."""
-        from harness_plugins.executors.slurm_state import (
-            ENDED,
-            GONE,
-            EarlierJob,
-            SlurmStepHandle,
-        )
-
         if self.here is not None:  # the driver's workers: SIGTERM, then SIGKILL
             self.here.stop()
             self.here = None
-        live = [h for h in self.submitted if not _finished(h)]
+        live = [h for h in self.submitted if not finished(h)]
         self.submitted = []
-        if not live:
-            return
-        slurm = [h for h in live if isinstance(h, (SlurmStepHandle, EarlierJob))]
-        if slurm:
-            self.watcher.update()  # one squeue call: jobs that ended meanwhile are left alone
-            slurm = [h for h in slurm if h.state not in ENDED | {GONE}]
-            ids = sorted({h.job_id for h in slurm}, key=_job_order)
-            if ids:
-                _scancel(ids)
-        for handle in live:  # submitit's local jobs (options.cluster = "local"): SIGINT
-            if type(handle).__name__ == "LocalJob":
-                handle.cancel(check=False)
+        cancel(live, self.watcher)
 
     @staticmethod
     def _ranked(job: Any, params: dict[str, Any]) -> Any:
@@ -310,49 +261,6 @@ def run_here_kinds(options: dict[str, Any]) -> frozenset[str]:
             f"(one of {', '.join(KINDS)})"
         )
     return frozenset(kinds)
-
-
-def _read_submitted(path: Path) -> dict[str, dict[str, str]]:
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return known if isinstance(known, dict) else {}
-
-
-def _still_there(watcher: Any, job_id: str) -> bool:
-    """Whether Slurm still has the job, pending or running (one squeue call)."""
-    watcher.register_job(str(job_id))
-    return not watcher.is_done(str(job_id), mode="force")
-
-
-def _finished(handle: Any) -> bool:
-    """Whether a handle's result is there, without asking the cluster."""
-    paths = getattr(getattr(handle, "job", handle), "paths", None)
-    return paths is not None and paths.result_pickle.exists()
-
-
-def _job_order(job_id: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in job_id.split("_") if part.isdigit())
-
-
-def _scancel(ids: list[str]) -> None:
-    """One `scancel` for every job; one line saying which were cancelled, or why none was."""
-    try:
-        done = subprocess.run(["scancel", *ids], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning(
-            "could not cancel Slurm jobs %s (%s): cancel them with scancel", " ".join(ids), exc
-        )
-        return
-    if done.returncode != 0:  # some ended since squeue answered: scancel names them
-        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        log.warning("scancel: %s", last)
-    log.warning(
-        "cancelled %d Slurm job(s) in flight: %s (their steps resume on the next run)",
-        len(ids),
-        " ".join(ids),
-    )
 
 
 @hookimpl
