@@ -106,3 +106,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def mixed_requests(images: list[str], beams: int = 1) -> list:
+    """Seven image questions of growing length, one text-only and one raw-template request."""
+    from harness.protocols import GenerationRequest
+
+    reqs = [
+        GenerationRequest(
+            id=f"q{i}",
+            prompt="<image>\n" + " ".join(WORDS[: i + 1]) + "?",
+            image=images[i % 3],
+            max_new_tokens=8,
+            num_beams=beams,
+        )
+        for i in range(7)
+    ]
+    reqs.append(GenerationRequest(id="text", prompt="the red square", max_new_tokens=8))
+    reqs.append(GenerationRequest(id="raw", prompt="two green", template="raw", max_new_tokens=5))
+    return reqs

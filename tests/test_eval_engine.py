@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _eval_fixtures import WORDS, one_thread, tiny_llava, tiny_llm, write_images
+from _eval_fixtures import mixed_requests, one_thread, tiny_llava, tiny_llm, write_images
 
 from harness.errors import UserError
 from harness.eval import ImageFeatures, generate, run_requests
@@ -25,22 +25,6 @@ def llava():
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("images"), 3)
-
-
-def mixed_requests(images, beams=1):
-    reqs = [
-        GenerationRequest(
-            id=f"q{i}",
-            prompt="<image>\n" + " ".join(WORDS[: i + 1]) + "?",
-            image=images[i % 3],
-            max_new_tokens=8,
-            num_beams=beams,
-        )
-        for i in range(7)
-    ]
-    reqs.append(GenerationRequest(id="text", prompt="the red square", max_new_tokens=8))
-    reqs.append(GenerationRequest(id="raw", prompt="two green", template="raw", max_new_tokens=5))
-    return reqs
 
 
 def test_batched_greedy_equals_batch_one(llava, images):

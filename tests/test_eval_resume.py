@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from _eval_fixtures import WORDS, one_thread, tiny_llava, tiny_llm, write_images
+from _eval_fixtures import WORDS, mixed_requests, one_thread, tiny_llava, tiny_llm, write_images
 from _llava_hf import build_llava_hf, call_cli
 
 from harness.eval import engine, loglik, run_requests
 from harness.eval.journal import JOURNAL, WALL, AnswerJournal, request_sha256
-from harness.protocols import GenerationRequest, LoglikRequest
+from harness.protocols import LoglikRequest
 
 pytestmark = pytest.mark.slow
 
@@ -35,19 +35,8 @@ def llava():
 
 @pytest.fixture(scope="module")
 def requests(tmp_path_factory):
-    images = write_images(tmp_path_factory.mktemp("images"), 3)
-    reqs = [
-        GenerationRequest(
-            id=f"q{i}",
-            prompt="<image>\n" + " ".join(WORDS[: i + 1]) + "?",
-            image=images[i % 3],
-            max_new_tokens=8,
-        )
-        for i in range(7)
-    ]
-    reqs.append(GenerationRequest(id="text", prompt="the red square", max_new_tokens=8))
-    reqs.append(GenerationRequest(id="raw", prompt="two green", template="raw", max_new_tokens=5))
-    return reqs  # batches of 2: four of the 8-token requests, one of the 5-token one
+    # batches of 2: four of the 8-token requests, one of the 5-token one
+    return mixed_requests(write_images(tmp_path_factory.mktemp("images"), 3))
 
 
 def answers(outputs) -> dict:
