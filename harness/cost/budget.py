@@ -50,14 +50,7 @@ def refuse_untrainable_cells(plan: Plan) -> None:
     all. Tiny sizes, finished steps and evaluation of a given checkpoint pass."""
     from harness.train.settings import cuda_devices
 
-    pending = []
-    for step in plan.steps:
-        cell = plan.cells[step.cell]
-        if step.kind not in ("stage1", "stage2") or cell.model.size.tiny is not None:
-            continue
-        if cell.stage2.method == "checkpoint" or plan.store.done(step.key):
-            continue
-        pending.append(cell)
+    pending = [c for c in plan.cells_still_training() if c.model.size.tiny is None]
     for cell in pending:
         size = cell.model.size
         if size.placeholder or not size.llm:

@@ -48,6 +48,18 @@ class Plan:
         index = self.by_id()
         return [index[d] for d in step.deps]
 
+    def cells_still_training(self) -> list[CellSpec]:
+        """The cell of every stage-1 or stage-2 step still to run (a step shared by cells names
+        its first), leaving out evaluations of a given checkpoint: the training a run will do."""
+        store = self.store
+        return [
+            self.cells[step.cell]
+            for step in self.steps
+            if step.kind in ("stage1", "stage2")
+            and self.cells[step.cell].stage2.method != "checkpoint"
+            and not store.done(step.key)
+        ]
+
     def save(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "plan.json"

@@ -14,7 +14,6 @@ from harness.plan.build import Options, build_plan
 from harness.plan.plan_file import Plan
 from harness.plugins import Plugins, get_plugins
 from harness.protocols import Executor, JobScripts, RunsHere
-from harness.specs import ModelSpec
 
 
 def make_executor(plan: Plan, plugins: Plugins) -> Executor:
@@ -103,20 +102,9 @@ def run_command(opts: Options) -> int:
     if budget is not None:
         refuse_over_budget(plan, budget)
     refuse_untrainable_cells(plan)
-    check_model_sources(_models_to_train(plan))  # after: a refused CPU run touches no network
+    # after: a refused CPU run touches no network
+    check_model_sources(cell.model for cell in plan.cells_still_training())
     return execute(plan, plugins, console)
-
-
-def _models_to_train(plan: Plan) -> list[ModelSpec]:
-    """The models of cells whose stage-1 or stage-2 steps still run (as
-    refuse_untrainable_cells selects them): the ones whose checkpoints a job will load."""
-    return [
-        plan.cells[step.cell].model
-        for step in plan.steps
-        if step.kind in ("stage1", "stage2")
-        and plan.cells[step.cell].stage2.method != "checkpoint"
-        and not plan.store.done(step.key)
-    ]
 
 
 def eval_command(opts: Options, model_ref: str, prompt: str | None = None) -> int:
