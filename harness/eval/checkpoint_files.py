@@ -12,11 +12,11 @@ weights) are fetched into the local hub cache before planning and checked as a f
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.model.hub_sources import hub_offline
 from harness.support.fingerprint import file_sha256
 
 FINGERPRINT_SUFFIXES = {".json", ".jinja", ".model", ".txt", ".safetensors", ".bin", ".tiktoken"}
@@ -46,7 +46,7 @@ def _content_files(folder: Path) -> list[Path]:
 def hub_revision(repo: str) -> str | None:
     """The commit a hub id resolves to now (the hub, else the local cache's `main`); None when
     neither can tell."""
-    if not os.environ.get("HF_HUB_OFFLINE"):
+    if not hub_offline():
         try:
             from huggingface_hub import HfApi
 
@@ -67,7 +67,7 @@ def hub_snapshot(repo: str) -> Path:
     files (fetched now unless HF_HUB_OFFLINE); one line when it cannot be had."""
     from huggingface_hub import snapshot_download
 
-    offline = bool(os.environ.get("HF_HUB_OFFLINE"))
+    offline = hub_offline()
     try:
         folder = snapshot_download(
             repo,

@@ -66,7 +66,7 @@ def check_source(
         RevisionNotFoundError,
     )
 
-    offline = _offline()
+    offline = hub_offline()
     try:
         _fetch_config(source, offline=offline, endpoint=endpoint, cache_dir=cache_dir)
     except GatedRepoError:  # before RepositoryNotFoundError, its base class
@@ -131,7 +131,7 @@ def _is_hub_id(source: str) -> bool:
     return True
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
     """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as huggingface_hub reads it."""
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
     return value.upper() in {"1", "ON", "YES", "TRUE"}
